@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets everything up, then lints, type-checks and runs the default test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""firth.amqp.protocol"""
