@@ -1,0 +1,214 @@
+"""Kafka request and response headers.
+
+Request header layouts (all big-endian):
+
+```
+v1 (non-flexible request versions)       v2 (flexible request versions)
+int16   request_api_key                   int16   request_api_key
+int16   request_api_version               int16   request_api_version
+int32   correlation_id                    int32   correlation_id
+int16+  client_id (nullable string)       int16+  client_id (nullable string, NOT compact)
+                                          uvarint tagged-field count, then the tagged fields
+```
+
+Response header v0 is the int32 correlation id; v1 adds an empty tagged-field section (one zero
+byte). A flexible request version takes header v2 and its response header v1 — except ApiVersions,
+whose response always uses header v0 so a client that sent a version we do not know can still read
+the error (KIP-511).
+
+`FIRST_FLEXIBLE_VERSION` says, per API key, from which version on the request is flexible; it
+comes from Kafka's JSON schemas (`flexibleVersions`) as generated into kio, and a test checks it
+against kio for every key. A version newer than any schema we know is taken as flexible when the
+API has a flexible version at all (no Kafka API has ever become non-flexible again), so its header
+still parses and the request can be answered UNSUPPORTED_VERSION.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from firth.kafka.protocol.errors import MalformedRequestError
+
+API_VERSIONS_KEY = 18
+
+# First flexible version per API key, from the schemas' "flexibleVersions" ("none" = absent).
+FIRST_FLEXIBLE_VERSION: dict[int, int] = {
+    0: 9,  # Produce
+    1: 12,  # Fetch
+    2: 6,  # ListOffsets
+    3: 9,  # Metadata
+    8: 8,  # OffsetCommit
+    9: 6,  # OffsetFetch
+    10: 3,  # FindCoordinator
+    11: 6,  # JoinGroup
+    12: 4,  # Heartbeat
+    13: 4,  # LeaveGroup
+    14: 4,  # SyncGroup
+    15: 5,  # DescribeGroups
+    16: 3,  # ListGroups
+    18: 3,  # ApiVersions
+    19: 5,  # CreateTopics
+    20: 4,  # DeleteTopics
+    21: 2,  # DeleteRecords
+    22: 2,  # InitProducerId
+    23: 4,  # OffsetForLeaderEpoch
+    24: 3,  # AddPartitionsToTxn
+    25: 3,  # AddOffsetsToTxn
+    26: 3,  # EndTxn
+    27: 1,  # WriteTxnMarkers
+    28: 3,  # TxnOffsetCommit
+    29: 2,  # DescribeAcls
+    30: 2,  # CreateAcls
+    31: 2,  # DeleteAcls
+    32: 4,  # DescribeConfigs
+    33: 2,  # AlterConfigs
+    34: 2,  # AlterReplicaLogDirs
+    35: 2,  # DescribeLogDirs
+    36: 2,  # SaslAuthenticate
+    37: 2,  # CreatePartitions
+    38: 2,  # CreateDelegationToken
+    39: 2,  # RenewDelegationToken
+    40: 2,  # ExpireDelegationToken
+    41: 2,  # DescribeDelegationToken
+    42: 2,  # DeleteGroups
+    43: 2,  # ElectLeaders
+    44: 1,  # IncrementalAlterConfigs
+    45: 0,  # AlterPartitionReassignments
+    46: 0,  # ListPartitionReassignments
+    48: 1,  # DescribeClientQuotas
+    49: 1,  # AlterClientQuotas
+    50: 0,  # DescribeUserScramCredentials
+    51: 0,  # AlterUserScramCredentials
+    55: 0,  # DescribeQuorum
+    57: 0,  # UpdateFeatures
+    60: 0,  # DescribeCluster
+    61: 0,  # DescribeProducers
+    65: 0,  # DescribeTransactions
+    66: 0,  # ListTransactions
+    68: 0,  # ConsumerGroupHeartbeat
+    69: 0,  # ConsumerGroupDescribe
+    71: 0,  # GetTelemetrySubscriptions
+    72: 0,  # PushTelemetry
+    75: 0,  # DescribeTopicPartitions
+}
+"""Keys absent here (OffsetDelete 47, SaslHandshake 17) have no flexible version."""
+
+_FIXED = struct.Struct(">hhih")
+_CORRELATION = struct.Struct(">i")
+_EMPTY_TAGS = b"\x00"
+
+
+def is_flexible(api_key: int, api_version: int) -> bool:
+    """Whether this API version uses compact encodings and tagged fields."""
+    first = FIRST_FLEXIBLE_VERSION.get(api_key)
+    return first is not None and api_version >= first
+
+
+def request_header_version(api_key: int, api_version: int) -> int:
+    return 2 if is_flexible(api_key, api_version) else 1
+
+
+def response_header_version(api_key: int, api_version: int) -> int:
+    """0 or 1; ApiVersions responses always use 0."""
+    if api_key == API_VERSIONS_KEY:
+        return 0
+    return 1 if is_flexible(api_key, api_version) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    """A decoded request header. `flexible` is whether the body uses the flexible encoding."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+    @property
+    def flexible(self) -> bool:
+        return is_flexible(self.api_key, self.api_version)
+
+    @property
+    def response_header_version(self) -> int:
+        return response_header_version(self.api_key, self.api_version)
+
+
+def read_uvarint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
+    """Decode an unsigned varint at `pos`: (value, next position). At most 5 bytes."""
+    result = 0
+    shift = 0
+    end = len(buf)
+    while True:
+        if pos >= end:
+            raise MalformedRequestError(message="truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 35:
+            raise MalformedRequestError(message="varint longer than 5 bytes")
+
+
+def skip_tagged_fields(buf: bytes | bytearray | memoryview, pos: int) -> int:
+    """Skip a tagged-field section at `pos`; return the position after it."""
+    count, pos = read_uvarint(buf, pos)
+    for _ in range(count):
+        _, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        pos += size
+        if pos > len(buf):
+            raise MalformedRequestError(message="tagged field extends past the frame")
+    return pos
+
+
+def parse_request_header(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader, int]:
+    """Decode the request header at the start of `frame`: (header, offset where the body starts).
+
+    Raises `MalformedRequestError` if the frame is too short or the client id is not UTF-8.
+    """
+    if len(frame) < _FIXED.size:
+        raise MalformedRequestError(message="request shorter than its header")
+    api_key, api_version, correlation_id, client_id_len = _FIXED.unpack_from(frame, 0)
+    pos = _FIXED.size
+    client_id: str | None = None
+    if client_id_len >= 0:
+        end = pos + client_id_len
+        if end > len(frame):
+            raise MalformedRequestError(message="client_id extends past the frame")
+        try:
+            client_id = bytes(frame[pos:end]).decode()
+        except UnicodeDecodeError:
+            raise MalformedRequestError(message="client_id is not UTF-8") from None
+        pos = end
+    elif client_id_len != -1:
+        raise MalformedRequestError(message=f"negative client_id length {client_id_len}")
+    header = RequestHeader(api_key, api_version, correlation_id, client_id)
+    if is_flexible(api_key, api_version):
+        pos = skip_tagged_fields(frame, pos)
+    return header, pos
+
+
+def encode_response_header(correlation_id: int, version: int) -> bytes:
+    """Response header bytes: v0 is the correlation id, v1 adds empty tagged fields."""
+    if version == 0:
+        return _CORRELATION.pack(correlation_id)
+    return _CORRELATION.pack(correlation_id) + _EMPTY_TAGS
+
+
+def encode_request_header(header: RequestHeader) -> bytes:
+    """Request header bytes (for tests, tools and the CLI's own requests)."""
+    client_id = header.client_id
+    raw = b"" if client_id is None else client_id.encode()
+    out = _FIXED.pack(
+        header.api_key,
+        header.api_version,
+        header.correlation_id,
+        -1 if client_id is None else len(raw),
+    )
+    out += raw
+    if header.flexible:
+        out += _EMPTY_TAGS
+    return out
