@@ -1,0 +1,32 @@
+"""JSON encoding of event data and metadata, with errors that say what could not be stored.
+
+Data is encoded once, before any database work, so an unserialisable event fails the whole
+append before anything is written. NaN and infinities are refused (they are not JSON and
+PostgreSQL's jsonb rejects them), as is NUL in strings (jsonb cannot hold U+0000).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from firth.eventsourcing.errors import SerializationError
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def encode(value: Any, what: str) -> str:
+    """Encode `value` as compact JSON, or raise `SerializationError` naming `what`."""
+    try:
+        text = _encoder.encode(value)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise SerializationError(f"{what} is not JSON-serialisable: it refers to itself") from None
+    if "\\u0000" in text:
+        raise SerializationError(f"{what} contains a NUL character, which JSON stores cannot hold")
+    return text
+
+
+def decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

@@ -1,0 +1,123 @@
+"""Value types of the event store: what goes in, what comes out, and where it sits.
+
+- `NewEvent` is what a caller appends. Its `event_id` is fixed when the object is built, so
+  appending the same `NewEvent` twice (a retry after a lost reply) stores it once.
+- `RecordedEvent` is what reads return: the event plus its place in its stream (`version`,
+  from 1) and in the global order (`position`, from 1, strictly increasing in commit order).
+- `StreamState` holds the symbolic expected versions `ANY`, `NO_STREAM` and `STREAM_EXISTS`;
+  an `int` expected version means "the stream's last version is exactly this" (0 = empty).
+- The *category* of a stream is the part of its id before the first '-' ("account-42" is in
+  category "account"; an id without '-' is its own category), as in EventStoreDB and Message DB.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class StreamState(enum.Enum):
+    """Symbolic expected states for `append`."""
+
+    ANY = "any"
+    NO_STREAM = "no-stream"
+    STREAM_EXISTS = "stream-exists"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ANY = StreamState.ANY
+NO_STREAM = StreamState.NO_STREAM
+STREAM_EXISTS = StreamState.STREAM_EXISTS
+
+ExpectedVersion = int | StreamState
+
+
+def category_of(stream_id: str) -> str:
+    """The category of a stream id: the text before its first '-'."""
+    return stream_id.split("-", 1)[0]
+
+
+def _new_event_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. `data` and `metadata` must be JSON-serialisable."""
+
+    type: str
+    data: Any
+    metadata: dict[str, Any] | None = None
+    event_id: uuid.UUID = field(default_factory=_new_event_id)
+
+    def __post_init__(self) -> None:
+        if self.event_id is None:
+            object.__setattr__(self, "event_id", uuid.uuid4())
+        elif not isinstance(self.event_id, uuid.UUID):
+            object.__setattr__(self, "event_id", uuid.UUID(str(self.event_id)))
+        if not isinstance(self.type, str) or not self.type:
+            raise ValueError("an event type must be a non-empty string")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """A stored event. `position` is global (from 1), `version` is within its stream (from 1)."""
+
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    data: Any
+    metadata: dict[str, Any]
+    event_id: uuid.UUID
+    recorded_at: datetime
+
+    @property
+    def category(self) -> str:
+        return category_of(self.stream_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMetadata:
+    """Per-stream read limits, as in EventStoreDB.
+
+    - `max_age`: seconds; older events are hidden from `read_stream`.
+    - `max_count`: only the last N events are visible in `read_stream`.
+    - `truncate_before`: versions below it are hidden from `read_stream`.
+    - `deleted`: set by a soft delete; the stream reads as empty until appended to again.
+
+    Hidden events stay in the global order (`read_all`, subscriptions, the outbox) until
+    `EventStore.scavenge()` removes them for good.
+    """
+
+    max_age: float | None = None
+    max_count: int | None = None
+    truncate_before: int | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """One line of `EventStore.list_streams()`."""
+
+    stream_id: str
+    version: int
+    event_count: int
+    last_position: int
+    last_recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A saved aggregate state: `state` as of stream `version`."""
+
+    stream_id: str
+    version: int
+    type: str
+    state: Any
+    recorded_at: datetime

@@ -1,0 +1,494 @@
+"""The embedded SQLite backend (stdlib sqlite3, WAL journal, one writer at a time).
+
+Writes take SQLite's write lock up front (`BEGIN IMMEDIATE`), so the version check and the
+insert of an append see the same stream state, and rowid order is commit order: a reader that
+follows positions cannot skip a late commit. Readers never block writers in WAL mode.
+
+Connections: one per store object, shared by its threads under a lock. Other processes open
+their own store on the same file; they wait for the write lock up to `busy_timeout` seconds.
+
+Durability: `synchronous=FULL` by default (each commit is on disk when `append` returns);
+`sqlite:///path?synchronous=normal` trades the last commits on power loss for speed.
+
+Leases (the outbox relay's single-active guarantee) are `flock` locks on a file beside the
+database, which the kernel releases when the holding process dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from firth.eventsourcing.codec import decode, encode
+from firth.eventsourcing.errors import (
+    ConcurrencyError,
+    EventStoreError,
+    LeaseHeld,
+    NotAnEventStore,
+    StoreUnavailable,
+)
+from firth.eventsourcing.notify import signal_for
+from firth.eventsourcing.records import (
+    ExpectedVersion,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamMetadata,
+)
+from firth.eventsourcing.schema import MIGRATIONS_TABLE, SQLITE_MIGRATIONS
+from firth.eventsourcing.store import (
+    EncodedEvent,
+    EventStore,
+    Lease,
+    Transaction,
+    expected_version_ok,
+    idempotent_version,
+    refuse,
+)
+
+_COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
+_INSERT = (
+    "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata, recorded_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_MEMORY = ":memory:"
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """`sqlite:///rel/path`, `sqlite:////abs/path`, `sqlite:///:memory:` or a bare path."""
+    rest = url
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://") :]
+        if not rest.startswith("/"):
+            raise NotAnEventStore(
+                f"bad SQLite URL {url!r}: use sqlite:///relative or sqlite:////absolute"
+            )
+        rest = rest[1:]
+    path, _, query = rest.partition("?")
+    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    if not path:
+        raise NotAnEventStore(f"bad SQLite URL {url!r}: no file path")
+    return path, options
+
+
+def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
+    position, stream_id, version, type_, data, metadata, event_id, recorded_at = row
+    return RecordedEvent(
+        position=position,
+        stream_id=stream_id,
+        version=version,
+        type=type_,
+        data=decode(data),
+        metadata=decode(metadata) or {},
+        event_id=uuid.UUID(event_id),
+        recorded_at=datetime.fromtimestamp(recorded_at, UTC),
+    )
+
+
+def _in_list(column: str, values: Sequence[str] | None, params: list[Any]) -> str:
+    if not values:
+        return ""
+    params.extend(values)
+    return f" AND {column} IN ({','.join('?' * len(values))})"
+
+
+class SqliteEventStore(EventStore):
+    """`EventStore` on one SQLite database file."""
+
+    dialect = "sqlite"
+
+    def __init__(
+        self, url: str, *, busy_timeout: float = 30.0, poll_interval: float = 0.05
+    ) -> None:
+        self.url = url
+        self.path, options = parse_sqlite_url(url)
+        self.poll_interval = poll_interval
+        self._lock = threading.RLock()
+        self._memory = self.path == _MEMORY
+        key = f"sqlite:{id(self)}" if self._memory else f"sqlite:{os.path.realpath(self.path)}"
+        self._signal = signal_for(key)
+        self._leases: dict[str, threading.Lock] = {}
+        synchronous = options.get("synchronous", "full").upper()
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise NotAnEventStore(f"bad synchronous={synchronous!r} in {url!r}")
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        try:
+            self._db.execute("PRAGMA schema_version").fetchone()
+            if not self._memory:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise NotAnEventStore(f"{self.path!r}: cannot switch to WAL mode (got {mode})")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise NotAnEventStore(f"{self.path!r} is not an SQLite event store: {exc}") from None
+        except EventStoreError:
+            self._db.close()
+            raise
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        with self._lock, self._translate():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """The choke point where sqlite3 errors become event store errors."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite {self.path!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise EventStoreError(f"SQLite {self.path!r}: {exc}") from exc
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock, self._translate():
+            return self._db.execute(sql, params).fetchall()
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if MIGRATIONS_TABLE not in tables:
+                if "events" in tables:
+                    raise NotAnEventStore(
+                        f"{self.path!r} has an events table but no {MIGRATIONS_TABLE}: "
+                        "it is not a Firth event store"
+                    )
+                db.execute(
+                    f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                    " applied_at REAL NOT NULL)"
+                )
+            applied = db.execute(
+                f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}"
+            ).fetchone()[0]
+            known = max(m.version for m in SQLITE_MIGRATIONS)
+            if applied > known:
+                raise NotAnEventStore(
+                    f"{self.path!r} has schema version {applied}; this Firth knows up to {known}"
+                )
+            for migration in SQLITE_MIGRATIONS:
+                if migration.version > applied:
+                    for statement in migration.statements:
+                        db.execute(statement)
+                    db.execute(
+                        f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return int(self._query(f"SELECT max(version) FROM {MIGRATIONS_TABLE}")[0][0])
+
+    # -- appends ---------------------------------------------------------------------------
+
+    def _stored_ids(self, events: list[EncodedEvent]) -> dict[str, tuple[str, int]]:
+        ids = [event.event_id for event in events]
+        found: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._query(
+                f"SELECT event_id, stream_id, version FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update({row[0]: (row[1], row[2]) for row in rows})
+        return found
+
+    def _append(
+        self, stream_id: str, category: str, events: list[EncodedEvent], expected: ExpectedVersion
+    ) -> int:
+        try:
+            with self._write() as db:
+                current = db.execute(
+                    "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+                ).fetchone()[0]
+                row = db.execute(
+                    "SELECT deleted FROM stream_metadata WHERE stream_id = ?", (stream_id,)
+                ).fetchone()
+                deleted = bool(row and row[0])
+                if not expected_version_ok(expected, current, current > 0 and not deleted):
+                    raise refuse(stream_id, expected, current)
+                now = time.time()
+                db.executemany(
+                    _INSERT,
+                    [
+                        (
+                            stream_id,
+                            current + offset,
+                            event.event_id,
+                            event.type,
+                            category,
+                            event.data,
+                            event.metadata,
+                            now,
+                        )
+                        for offset, event in enumerate(events, 1)
+                    ],
+                )
+                if deleted:
+                    db.execute(
+                        "UPDATE stream_metadata SET deleted = 0 WHERE stream_id = ?", (stream_id,)
+                    )
+                return int(current + len(events))
+        except sqlite3.IntegrityError as exc:
+            version = idempotent_version(stream_id, events, self._stored_ids(events))
+            if version is None:
+                raise EventStoreError(f"append to {stream_id!r} refused: {exc}") from exc
+            return version
+        except ConcurrencyError:
+            version = idempotent_version(stream_id, events, self._stored_ids(events))
+            if version is not None:
+                return version
+            raise
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def stream_version(self, stream_id: str) -> int:
+        rows = self._query(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+        )
+        return int(rows[0][0])
+
+    def head_position(self) -> int:
+        return int(self._query("SELECT coalesce(max(position), 0) FROM events")[0][0])
+
+    def _read_stream_page(
+        self, stream_id: str, from_version: int, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        with self._lock, self._translate():
+            metadata = self.get_stream_metadata(stream_id)
+            lowest = 1
+            if metadata.truncate_before:
+                lowest = max(lowest, metadata.truncate_before)
+            if metadata.max_count is not None:
+                last = self.stream_version(stream_id)
+                lowest = max(lowest, last - metadata.max_count + 1)
+            params: list[Any] = [stream_id]
+            if backwards:
+                where = "version <= ? AND version >= ?"
+                params += [from_version, lowest]
+            else:
+                where = "version >= ?"
+                params.append(max(from_version, lowest))
+            if metadata.max_age is not None:
+                where += " AND recorded_at >= ?"
+                params.append(time.time() - metadata.max_age)
+            order = "DESC" if backwards else "ASC"
+            params.append(limit)
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND {where}"
+                f" ORDER BY version {order} LIMIT ?",
+                params,
+            ).fetchall()
+        return [_row_to_event(row) for row in rows]
+
+    def _read_all_page(
+        self,
+        from_position: int,
+        types: Sequence[str] | None,
+        categories: Sequence[str] | None,
+        limit: int,
+    ) -> list[RecordedEvent]:
+        params: list[Any] = [from_position]
+        where = (
+            "position >= ?"
+            + _in_list("type", types, params)
+            + _in_list("category", categories, params)
+        )
+        params.append(limit)
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT ?", params
+        )
+        return [_row_to_event(row) for row in rows]
+
+    def list_streams(self, limit: int | None = None) -> list[StreamInfo]:
+        rows = self._query(
+            "SELECT stream_id, max(version), count(*), max(position), max(recorded_at) FROM events"
+            " GROUP BY stream_id ORDER BY max(position) LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [
+            StreamInfo(row[0], row[1], row[2], row[3], datetime.fromtimestamp(row[4], UTC))
+            for row in rows
+        ]
+
+    # -- metadata --------------------------------------------------------------------------
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        rows = self._query(
+            "SELECT max_age, max_count, truncate_before, deleted FROM stream_metadata WHERE stream_id = ?",
+            (stream_id,),
+        )
+        if not rows:
+            return StreamMetadata()
+        max_age, max_count, truncate_before, deleted = rows[0]
+        return StreamMetadata(max_age, max_count, truncate_before, bool(deleted))
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO stream_metadata VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET"
+                " max_age = excluded.max_age, max_count = excluded.max_count,"
+                " truncate_before = excluded.truncate_before, deleted = excluded.deleted",
+                (
+                    stream_id,
+                    metadata.max_age,
+                    metadata.max_count,
+                    metadata.truncate_before,
+                    int(metadata.deleted),
+                ),
+            )
+
+    def scavenge(self) -> int:
+        removed = 0
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT stream_id, max_age, max_count, truncate_before FROM stream_metadata"
+            ).fetchall()
+            for stream_id, max_age, max_count, truncate_before in rows:
+                if truncate_before:
+                    removed += db.execute(
+                        "DELETE FROM events WHERE stream_id = ? AND version < ?",
+                        (stream_id, truncate_before),
+                    ).rowcount
+                if max_count is not None:
+                    removed += db.execute(
+                        "DELETE FROM events WHERE stream_id = ? AND version <= "
+                        "(SELECT max(version) FROM events WHERE stream_id = ?) - ?",
+                        (stream_id, stream_id, max_count),
+                    ).rowcount
+                if max_age is not None:
+                    removed += db.execute(
+                        "DELETE FROM events WHERE stream_id = ? AND recorded_at < ?",
+                        (stream_id, time.time() - max_age),
+                    ).rowcount
+        return removed
+
+    # -- snapshots, checkpoints, transactions, leases ---------------------------------------
+
+    def save_snapshot(self, stream_id: str, version: int, type: str, state: Any) -> None:
+        text = encode(state, f"snapshot of {stream_id!r}")
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
+                (stream_id, version, type, text, time.time()),
+            )
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        rows = self._query(
+            "SELECT version, type, state, recorded_at FROM snapshots WHERE stream_id = ?"
+            " ORDER BY version DESC LIMIT 1",
+            (stream_id,),
+        )
+        if not rows:
+            return None
+        version, type_, state, recorded_at = rows[0]
+        return Snapshot(
+            stream_id, version, type_, decode(state), datetime.fromtimestamp(recorded_at, UTC)
+        )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._write() as db:
+            yield _SqliteTransaction(db)
+
+    def acquire_lease(self, name: str) -> Lease:
+        if self._memory:
+            lock = self._leases.setdefault(name, threading.Lock())
+            if not lock.acquire(blocking=False):
+                raise LeaseHeld(f"lease {name!r} is held in this process")
+            return _ThreadLease(name, lock)
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        path = f"{self.path}.lease-{safe}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LeaseHeld(f"lease {name!r} is held by another process ({path})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return _FileLease(name, fd)
+
+
+class _SqliteTransaction(Transaction):
+    dialect = "sqlite"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
+
+    def get_checkpoint(self, name: str) -> int:
+        row = self._db.execute(
+            "SELECT position FROM checkpoints WHERE name = ?", (name,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_checkpoint(self, name: str, position: int) -> None:
+        self._db.execute(
+            "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+            " position = excluded.position, updated_at = excluded.updated_at",
+            (name, position, time.time()),
+        )
+
+
+class _FileLease(Lease):
+    def __init__(self, name: str, fd: int) -> None:
+        self.name = name
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class _ThreadLease(Lease):
+    def __init__(self, name: str, lock: threading.Lock) -> None:
+        self.name = name
+        self._lock: threading.Lock | None = lock
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
