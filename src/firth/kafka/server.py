@@ -1,0 +1,243 @@
+"""The Kafka listener: a thin asyncio adapter between sockets and the sans-IO codec.
+
+Per connection: bytes go into a FrameReader; each complete frame's header is parsed and the
+request handed to its handler as a task. Handlers of one connection run concurrently (so the
+pipelined produce requests of one client share group-commit fsyncs), but they start in arrival
+order, and responses are written strictly in request order, as the Kafka protocol requires: a
+finished response waits in its slot until every earlier one is written.
+
+Backpressure has two names: too many requests in flight on a connection, or the transport's
+write buffer above its high-water mark, both pause reading until the condition clears.
+
+Bad input closes only that connection: an undecodable frame, an unknown API key, or a version we
+do not support (except ApiVersions, answered in the v0 format with UNSUPPORTED_VERSION so the
+client retries lower, as Kafka does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from firth.broker.broker import Broker
+from firth.kafka.handlers import HANDLERS, RequestContext, Response
+from firth.kafka.handlers.context import Listener
+from firth.kafka.protocol.apis import SUPPORTED_APIS
+from firth.kafka.protocol.codec import api_versions_error_response
+from firth.kafka.protocol.errors import KafkaProtocolError
+from firth.kafka.protocol.framing import FrameError, FrameReader
+from firth.kafka.protocol.header import parse_request_header
+
+logger = logging.getLogger(__name__)
+
+API_VERSIONS_KEY = 18
+MAX_IN_FLIGHT = 256
+"""Requests one connection may have in flight before we stop reading from it."""
+
+
+class _Slot:
+    __slots__ = ("done", "response")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.response: Response = None
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, server: KafkaServer) -> None:
+        self.server = server
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.peer_host = ""
+        self.slots: deque[_Slot] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.paused_by_us = False
+        self.write_paused = False
+        self.closing = False
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_host = peer[0] if peer else ""
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+        for task in self.tasks:
+            task.cancel()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.reader.feed(data)
+            while not self.closing:
+                frame = self.reader.next_frame()
+                if frame is None:
+                    break
+                self._dispatch(frame)
+        except (FrameError, KafkaProtocolError) as exc:
+            self._abort(f"bad request: {exc}")
+        self._update_reading()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _dispatch(self, frame: memoryview) -> None:
+        header, body_offset = parse_request_header(frame)
+        supported = SUPPORTED_APIS.get(header.api_key)
+        handler = HANDLERS.get(header.api_key)
+        if supported is None or handler is None:
+            self._abort(f"unsupported API key {header.api_key}")
+            return
+        low, high = supported
+        if not low <= header.api_version <= high:
+            if header.api_key == API_VERSIONS_KEY:
+                slot = _Slot()
+                slot.done = True
+                slot.response = api_versions_error_response(header)
+                self.slots.append(slot)
+                self._write_ready()
+                return
+            self._abort(f"unsupported version {header.api_version} of API key {header.api_key}")
+            return
+        ctx = RequestContext(
+            header=header,
+            frame=frame,
+            body_offset=body_offset,
+            broker=self.server.broker,
+            advertised=self.server.advertised,
+            peer_host=self.peer_host,
+        )
+        slot = _Slot()
+        self.slots.append(slot)
+        task = asyncio.get_running_loop().create_task(self._run(handler, ctx, slot))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, handler, ctx: RequestContext, slot: _Slot) -> None:  # type: ignore[no-untyped-def]
+        try:
+            slot.response = await handler(ctx)
+        except KafkaProtocolError as exc:
+            self._abort(f"malformed {ctx.header.api_key} v{ctx.header.api_version}: {exc}")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(
+                "handler for API key %d v%d failed; closing the connection",
+                ctx.header.api_key,
+                ctx.header.api_version,
+            )
+            self._abort("internal error")
+            return
+        slot.done = True
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        slots = self.slots
+        while slots and slots[0].done:
+            response = slots.popleft().response
+            if response is None:
+                continue
+            if isinstance(response, list):
+                transport.writelines(response)
+            else:
+                transport.write(response)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.closing:
+            return
+        should_pause = self.write_paused or len(self.slots) >= MAX_IN_FLIGHT
+        if should_pause and not self.paused_by_us:
+            self.paused_by_us = True
+            self.transport.pause_reading()
+        elif not should_pause and self.paused_by_us:
+            self.paused_by_us = False
+            self.transport.resume_reading()
+
+    def _abort(self, reason: str) -> None:
+        if self.closing:
+            return
+        logger.info("closing Kafka connection from %s: %s", self.peer_host, reason)
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def idle(self) -> bool:
+        return not self.slots
+
+
+class KafkaServer:
+    """Owns the listening socket and the live connections."""
+
+    def __init__(self, broker: Broker, host: str, port: int, advertised: str | None) -> None:
+        self.broker = broker
+        self.host = host
+        self.port = port
+        self._advertised = advertised
+        self.advertised = Listener(host, port)
+        self.connections: set[KafkaConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        sock = self._server.sockets[0]
+        host, port = sock.getsockname()[:2]
+        return host, port
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: KafkaConnection(self), self.host, self.port, reuse_address=True, backlog=512
+        )
+        host, port = self.address
+        if self._advertised:
+            adv_host, _, adv_port = self._advertised.rpartition(":")
+            self.advertised = Listener(adv_host.strip("[]"), int(adv_port))
+        else:
+            self.advertised = Listener("127.0.0.1" if host in ("0.0.0.0", "") else host, port)
+        logger.info(
+            "Kafka listener on %s:%d (advertised as %s:%d)",
+            host,
+            port,
+            self.advertised.host,
+            self.advertised.port,
+        )
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for in-flight requests to be answered, then close every connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(not c.idle for c in self.connections) and loop.time() < deadline:
+            pending = [t for c in self.connections for t in c.tasks]
+            if not pending:
+                break
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()
