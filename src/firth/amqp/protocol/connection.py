@@ -1,0 +1,638 @@
+"""The server side of one AMQP 0-9-1 connection, as a sans-IO state machine.
+
+Bytes in (``receive_data``), events out (``next_event`` / ``events``), bytes to write out
+(``data_to_send``). It never touches a socket, a clock or the broker: the asyncio adapter
+feeds it, acts on the events and writes what it produced. Everything here is testable by
+feeding bytes.
+
+What it owns:
+
+- the protocol header check (a wrong header is answered with ours, then the socket closes);
+- frame parsing with the frame_max limit (4096 until tune-ok settles it);
+- negotiation: start → start-ok (PLAIN/AMQPLAIN checked with the ``authenticate`` callback)
+  → tune → tune-ok → open → open-ok, then ``ConnectionOpened``;
+- channel lifecycle: channel.open/close/close-ok are answered here; other methods on an open
+  channel become ``MethodFrame`` events, and content (method + header + bodies) is assembled
+  per channel into one ``Message`` event;
+- closing: ``close(error)`` sends connection.close and then ignores everything but close and
+  close-ok; ``close_channel(error)`` does the same for one channel.
+
+Connection states, and the connection-class method each one accepts (anything else is
+COMMAND_INVALID; connection.close is accepted in every state after the header)::
+
+    AWAIT_HEADER   --(valid header; we send start)----------> AWAIT_START_OK
+    AWAIT_START_OK --start-ok (credentials ok; we send tune)-> AWAIT_TUNE_OK
+    AWAIT_TUNE_OK  --tune-ok--------------------------------> AWAIT_OPEN
+    AWAIT_OPEN     --open (vhost ok; we send open-ok)-------> OPEN
+    any            --close (we send close-ok)---------------> CLOSED
+    any            --we call close(); we send close---------> CLOSING --close-ok--> CLOSED
+
+Errors are raised from ``next_event`` as ``AmqpConnectionError`` / ``AmqpChannelError``; the
+caller answers them with ``close`` / ``close_channel``. Events decoded before an error are
+returned first, because decoding is lazy: one ``next_event`` call decodes one frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from firth.amqp.protocol.constants import (
+    CLASS_CONNECTION,
+    DEFAULT_CHANNEL_MAX,
+    DEFAULT_FRAME_MAX,
+    DEFAULT_HEARTBEAT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    FRAME_MIN_SIZE,
+    PROTOCOL_HEADER,
+    ReplyCode,
+)
+from firth.amqp.protocol.errors import (
+    AmqpChannelError,
+    AmqpConnectionError,
+    AmqpError,
+    ProtocolHeaderError,
+    frame_error,
+)
+from firth.amqp.protocol.frames import (
+    HEARTBEAT_FRAME,
+    encode_content,
+    encode_method_frame,
+    parse_frame,
+)
+from firth.amqp.protocol.methods import (
+    ChannelClose,
+    ChannelCloseOk,
+    ChannelOpen,
+    ChannelOpenOk,
+    ConnectionClose,
+    ConnectionCloseOk,
+    ConnectionOpen,
+    ConnectionOpenOk,
+    ConnectionStartOk,
+    ConnectionTune,
+    ConnectionTuneOk,
+    Method,
+    decode_method,
+    encode_deliver,
+)
+from firth.amqp.protocol.negotiation import Credentials, connection_start, parse_sasl
+from firth.amqp.protocol.properties import BasicProperties, ContentHeader
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MethodFrame:
+    """A method without content on an open channel (never connection.* or channel.open/close)."""
+
+    channel: int
+    method: Method
+
+
+@dataclass(slots=True)
+class Message:
+    """A content-bearing method (basic.publish, ...) with its assembled header and body."""
+
+    channel: int
+    method: Method
+    header: ContentHeader
+    body: bytes
+
+    @property
+    def properties(self) -> BasicProperties:
+        return self.header.properties
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A heartbeat frame arrived (any frame counts as liveness; this one carries nothing else)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    """Negotiation finished: the connection is usable."""
+
+    virtual_host: str
+    username: str
+    client_properties: dict[str, Any]
+    channel_max: int
+    frame_max: int
+    heartbeat: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpened:
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClosed:
+    """A channel is gone: the peer closed it (``by_peer``) or confirmed our close."""
+
+    channel: int
+    reply_code: int
+    reply_text: str
+    by_peer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection is over; after this the adapter closes the socket."""
+
+    reply_code: int
+    reply_text: str
+    by_peer: bool
+
+
+Event = (
+    MethodFrame
+    | Message
+    | Heartbeat
+    | ConnectionOpened
+    | ChannelOpened
+    | ChannelClosed
+    | ConnectionClosed
+)
+
+
+class State(Enum):
+    AWAIT_HEADER = "await-header"
+    AWAIT_START_OK = "await-start-ok"
+    AWAIT_TUNE_OK = "await-tune-ok"
+    AWAIT_OPEN = "await-open"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+NEGOTIATION_STEPS: dict[State, type[Method]] = {
+    State.AWAIT_START_OK: ConnectionStartOk,
+    State.AWAIT_TUNE_OK: ConnectionTuneOk,
+    State.AWAIT_OPEN: ConnectionOpen,
+}
+"""The one connection-class method each negotiation state accepts (besides connection.close)."""
+
+
+@dataclass(slots=True)
+class _Channel:
+    """Per-channel protocol state: closing, and the content being assembled."""
+
+    closing: bool = False
+    method: Method | None = None
+    header: ContentHeader | None = None
+    parts: list[bytes] = field(default_factory=list)
+    received: int = 0
+
+
+Authenticator = Callable[[Credentials], bool]
+
+
+def _guest_only(credentials: Credentials) -> bool:
+    return credentials.username == "guest" and credentials.password == "guest"
+
+
+class AmqpConnection:
+    """Server side of one connection. Not thread-safe: one owner feeds and drains it."""
+
+    def __init__(
+        self,
+        *,
+        authenticate: Authenticator = _guest_only,
+        virtual_hosts: frozenset[str] = frozenset({"/"}),
+        capabilities: Mapping[str, bool] | None = None,
+        frame_max: int = DEFAULT_FRAME_MAX,
+        channel_max: int = DEFAULT_CHANNEL_MAX,
+        heartbeat: int = DEFAULT_HEARTBEAT,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        self._authenticate = authenticate
+        self._virtual_hosts = virtual_hosts
+        self._capabilities = dict(capabilities or {"authentication_failure_close": True})
+        self.server_frame_max = frame_max
+        self.server_channel_max = channel_max
+        self.server_heartbeat = heartbeat
+        self.max_message_size = max_message_size
+        # Negotiated values; frame_max stays at the spec minimum until tune-ok.
+        self.frame_max = FRAME_MIN_SIZE
+        self.channel_max = channel_max
+        self.heartbeat = 0
+        self.state = State.AWAIT_HEADER
+        self.username = ""
+        self.virtual_host = ""
+        self.client_properties: dict[str, Any] = {}
+        self.channels: dict[int, _Channel] = {}
+        self._in = bytearray()
+        self._in_pos = 0
+        self._out = bytearray()
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; call ``next_event`` (or iterate ``events``) after."""
+        if self.state is not State.CLOSED:
+            self._in += data
+
+    def events(self) -> Iterator[Event]:
+        """Every event the buffered bytes make, in order; raises at the first protocol error."""
+        while (event := self.next_event()) is not None:
+            yield event
+
+    def next_event(self) -> Event | None:
+        """Decode buffered frames until one makes an event; ``None`` means more data is needed."""
+        while True:
+            if self.state is State.CLOSED:
+                return None
+            if self.state is State.AWAIT_HEADER:
+                if not self._read_header():
+                    return None
+                continue
+            parsed = parse_frame(self._in, self._in_pos, self.frame_max)
+            if parsed is None:
+                self._compact()
+                return None
+            frame, self._in_pos = parsed
+            event = self._on_frame(frame.type, frame.channel, frame.payload)
+            if event is not None:
+                return event
+
+    def _compact(self) -> None:
+        if self._in_pos:
+            del self._in[: self._in_pos]
+            self._in_pos = 0
+
+    def _read_header(self) -> bool:
+        got = bytes(self._in[:8])
+        if got != PROTOCOL_HEADER[: len(got)]:
+            self._fail_header(got)
+        if len(got) < 8:
+            return False
+        del self._in[:8]
+        self._send_method(0, connection_start(self._capabilities))
+        self.state = State.AWAIT_START_OK
+        return True
+
+    def _fail_header(self, got: bytes) -> None:
+        self._out += PROTOCOL_HEADER
+        self.state = State.CLOSED
+        self._in.clear()
+        raise ProtocolHeaderError(got)
+
+    # -- frames ------------------------------------------------------------------------------------
+
+    def _on_frame(self, frame_type: int, channel: int, payload: bytes) -> Event | None:
+        if frame_type == FRAME_HEARTBEAT:
+            if channel != 0:
+                raise frame_error(f"heartbeat frame on channel {channel}")
+            return Heartbeat()
+        if self.state is State.CLOSING:
+            return self._while_closing(frame_type, channel, payload)
+        if channel == 0:
+            if frame_type != FRAME_METHOD:
+                raise AmqpConnectionError(
+                    ReplyCode.UNEXPECTED_FRAME, f"content frame (type {frame_type}) on channel 0"
+                )
+            return self._on_connection_method(decode_method(payload))
+        if self.state is not State.OPEN:
+            raise AmqpConnectionError(
+                ReplyCode.COMMAND_INVALID, f"frame on channel {channel} before connection.open"
+            )
+        state = self.channels.get(channel)
+        if state is None:
+            return self._on_unopened_channel(frame_type, channel, payload)
+        if state.closing:
+            return self._while_channel_closing(frame_type, channel, payload)
+        if frame_type == FRAME_METHOD:
+            if state.method is not None:
+                raise AmqpConnectionError(
+                    ReplyCode.UNEXPECTED_FRAME,
+                    f"method frame on channel {channel} while expecting content for "
+                    f"{state.method.NAME}",
+                )
+            return self._on_channel_method(channel, state, decode_method(payload))
+        if frame_type == FRAME_HEADER:
+            return self._on_content_header(channel, state, payload)
+        return self._on_content_body(channel, state, payload)
+
+    def _on_unopened_channel(self, frame_type: int, channel: int, payload: bytes) -> Event | None:
+        if frame_type != FRAME_METHOD:
+            raise AmqpConnectionError(
+                ReplyCode.CHANNEL_ERROR, f"content frame on unopened channel {channel}"
+            )
+        method = decode_method(payload)
+        if isinstance(method, ChannelOpen):
+            if channel > self.channel_max:
+                raise AmqpConnectionError(
+                    ReplyCode.CHANNEL_ERROR,
+                    f"channel {channel} above channel_max {self.channel_max}",
+                    20,
+                    10,
+                )
+            self.channels[channel] = _Channel()
+            self._send_method(channel, ChannelOpenOk())
+            return ChannelOpened(channel)
+        if isinstance(method, ChannelCloseOk):
+            return None  # late close-ok for a channel already forgotten
+        raise AmqpConnectionError(
+            ReplyCode.CHANNEL_ERROR,
+            f"expected 'channel.open' on channel {channel}, got '{method.NAME}'",
+            method.CLASS_ID,
+            method.METHOD_ID,
+        )
+
+    def _on_channel_method(self, channel: int, state: _Channel, method: Method) -> Event | None:
+        if method.CLASS_ID == CLASS_CONNECTION:
+            raise AmqpConnectionError(
+                ReplyCode.COMMAND_INVALID,
+                f"{method.NAME} on channel {channel}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        if isinstance(method, ChannelOpen):
+            raise AmqpConnectionError(
+                ReplyCode.CHANNEL_ERROR, f"second 'channel.open' on channel {channel}", 20, 10
+            )
+        if isinstance(method, ChannelClose):
+            del self.channels[channel]
+            self._send_method(channel, ChannelCloseOk())
+            return ChannelClosed(channel, method.reply_code, method.reply_text, by_peer=True)
+        if isinstance(method, ChannelCloseOk):
+            raise AmqpConnectionError(
+                ReplyCode.COMMAND_INVALID,
+                f"unexpected channel.close-ok on channel {channel}",
+                20,
+                41,
+            )
+        if method.HAS_CONTENT:
+            state.method = method
+            return None
+        return MethodFrame(channel, method)
+
+    def _on_content_header(self, channel: int, state: _Channel, payload: bytes) -> Event | None:
+        method = state.method
+        if method is None or state.header is not None:
+            raise AmqpConnectionError(
+                ReplyCode.UNEXPECTED_FRAME, f"unexpected content header on channel {channel}"
+            )
+        header = ContentHeader.parse(payload)
+        if header.class_id != method.CLASS_ID:
+            raise AmqpConnectionError(
+                ReplyCode.UNEXPECTED_FRAME,
+                f"content header class {header.class_id} for {method.NAME}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        if header.body_size > self.max_message_size:
+            state.method = None
+            state.closing = True  # discard the body frames still to come
+            raise AmqpChannelError(
+                ReplyCode.PRECONDITION_FAILED,
+                f"message size {header.body_size} is larger than configured max size "
+                f"{self.max_message_size}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+                channel=channel,
+            )
+        if header.body_size == 0:
+            state.method = None
+            return Message(channel, method, header, b"")
+        state.header = header
+        return None
+
+    def _on_content_body(self, channel: int, state: _Channel, payload: bytes) -> Event | None:
+        header = state.header
+        method = state.method
+        if header is None or method is None:
+            raise AmqpConnectionError(
+                ReplyCode.UNEXPECTED_FRAME, f"unexpected content body on channel {channel}"
+            )
+        state.received += len(payload)
+        if state.received > header.body_size:
+            raise frame_error(
+                f"content body of {state.received} bytes exceeds body-size {header.body_size}"
+            )
+        if state.received < header.body_size:
+            state.parts.append(payload)
+            return None
+        if state.parts:
+            state.parts.append(payload)
+            body = b"".join(state.parts)
+            state.parts = []
+        else:
+            body = payload
+        state.method = None
+        state.header = None
+        state.received = 0
+        return Message(channel, method, header, body)
+
+    def _while_channel_closing(self, frame_type: int, channel: int, payload: bytes) -> Event | None:
+        """After we sent channel.close: drop everything but close/close-ok (spec 2.3.5.1)."""
+        if frame_type != FRAME_METHOD:
+            return None
+        try:
+            method = decode_method(payload)
+        except AmqpError:
+            return None
+        if isinstance(method, ChannelCloseOk):
+            del self.channels[channel]
+            return ChannelClosed(channel, 0, "", by_peer=False)
+        if isinstance(method, ChannelClose):
+            # Both sides closed at once: answer, and the channel is gone.
+            del self.channels[channel]
+            self._send_method(channel, ChannelCloseOk())
+            return ChannelClosed(channel, method.reply_code, method.reply_text, by_peer=True)
+        return None
+
+    def _while_closing(self, frame_type: int, channel: int, payload: bytes) -> Event | None:
+        """After we sent connection.close: only close and close-ok matter."""
+        if frame_type != FRAME_METHOD or channel != 0:
+            return None
+        try:
+            method = decode_method(payload)
+        except AmqpError:
+            return None
+        if isinstance(method, ConnectionCloseOk):
+            self.state = State.CLOSED
+            return ConnectionClosed(0, "", by_peer=False)
+        if isinstance(method, ConnectionClose):
+            self._send_method(0, ConnectionCloseOk())
+            self.state = State.CLOSED
+            return ConnectionClosed(method.reply_code, method.reply_text, by_peer=True)
+        return None
+
+    # -- connection class --------------------------------------------------------------------------
+
+    def _on_connection_method(self, method: Method) -> Event | None:
+        if isinstance(method, ConnectionClose):
+            self._send_method(0, ConnectionCloseOk())
+            self.state = State.CLOSED
+            return ConnectionClosed(method.reply_code, method.reply_text, by_peer=True)
+        expected = NEGOTIATION_STEPS.get(self.state)
+        if expected is None or not isinstance(method, expected):
+            raise AmqpConnectionError(
+                ReplyCode.COMMAND_INVALID,
+                f"{method.NAME} not allowed in state {self.state.value}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        if isinstance(method, ConnectionStartOk):
+            self._on_start_ok(method)
+            return None
+        if isinstance(method, ConnectionTuneOk):
+            self._on_tune_ok(method)
+            return None
+        assert isinstance(method, ConnectionOpen)
+        return self._on_open(method)
+
+    def _on_start_ok(self, method: ConnectionStartOk) -> None:
+        credentials = parse_sasl(method.mechanism, method.response)
+        if not self._authenticate(credentials):
+            raise AmqpConnectionError(
+                ReplyCode.ACCESS_REFUSED,
+                f"Login was refused using authentication mechanism {credentials.mechanism}. "
+                "For details see the broker logfile.",
+                10,
+                11,
+            )
+        self.username = credentials.username
+        self.client_properties = method.client_properties
+        self._send_method(
+            0, ConnectionTune(self.server_channel_max, self.server_frame_max, self.server_heartbeat)
+        )
+        self.state = State.AWAIT_TUNE_OK
+
+    def _on_tune_ok(self, method: ConnectionTuneOk) -> None:
+        frame_max = method.frame_max or self.server_frame_max
+        if not FRAME_MIN_SIZE <= frame_max <= self.server_frame_max:
+            raise AmqpConnectionError(
+                ReplyCode.NOT_ALLOWED,
+                f"negotiated frame_max = {frame_max} is outside [{FRAME_MIN_SIZE}, "
+                f"{self.server_frame_max}]",
+                10,
+                31,
+            )
+        channel_max = method.channel_max or self.server_channel_max
+        if channel_max > self.server_channel_max:
+            raise AmqpConnectionError(
+                ReplyCode.NOT_ALLOWED,
+                f"negotiated channel_max = {channel_max} is higher than the maximum allowed "
+                f"value ({self.server_channel_max})",
+                10,
+                31,
+            )
+        self.frame_max = frame_max
+        self.channel_max = channel_max
+        self.heartbeat = method.heartbeat
+        self.state = State.AWAIT_OPEN
+
+    def _on_open(self, method: ConnectionOpen) -> Event:
+        if method.virtual_host not in self._virtual_hosts:
+            raise AmqpConnectionError(
+                ReplyCode.NOT_ALLOWED,
+                f"vhost {method.virtual_host} not found",
+                10,
+                40,
+            )
+        self.virtual_host = method.virtual_host
+        self._send_method(0, ConnectionOpenOk())
+        self.state = State.OPEN
+        return ConnectionOpened(
+            self.virtual_host,
+            self.username,
+            self.client_properties,
+            self.channel_max,
+            self.frame_max,
+            self.heartbeat,
+        )
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Everything produced since the last call (empty if nothing)."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def _send_method(self, channel: int, method: Method) -> None:
+        self._out += encode_method_frame(channel, method)
+
+    def send_method(self, channel: int, method: Method) -> None:
+        """Queue a content-less method on an open channel (or 0 for connection methods)."""
+        self._check_sendable(channel)
+        self._out += encode_method_frame(channel, method)
+
+    def send_content(
+        self, channel: int, method: Method, properties: BasicProperties | bytes, body: bytes
+    ) -> None:
+        """Queue a content method (deliver, get-ok, return) with its header and body frames."""
+        self._check_sendable(channel)
+        self._out += encode_content(channel, method.encode(), properties, body, self.frame_max)
+
+    def send_deliver(
+        self,
+        channel: int,
+        consumer_tag: str,
+        delivery_tag: int,
+        redelivered: bool,
+        exchange: str,
+        routing_key: str,
+        properties: BasicProperties | bytes,
+        body: bytes,
+    ) -> None:
+        """basic.deliver fast path: no method object; ``properties`` may be raw bytes."""
+        self._out += encode_content(
+            channel,
+            encode_deliver(consumer_tag, delivery_tag, redelivered, exchange, routing_key),
+            properties,
+            body,
+            self.frame_max,
+        )
+
+    def send_heartbeat(self) -> None:
+        self._out += HEARTBEAT_FRAME
+
+    def _check_sendable(self, channel: int) -> None:
+        if channel and (channel not in self.channels or self.channels[channel].closing):
+            raise ValueError(f"channel {channel} is not open")
+
+    def close_channel(self, error: AmqpChannelError) -> None:
+        """Send channel.close for ``error`` and drop frames on it until close-ok arrives."""
+        state = self.channels.get(error.channel)
+        if state is None or self.state is not State.OPEN:
+            return
+        state.closing = True
+        state.method = None
+        state.header = None
+        state.parts = []
+        state.received = 0
+        self._send_method(
+            error.channel,
+            ChannelClose(int(error.reply_code), error.close_text, error.class_id, error.method_id),
+        )
+
+    def close(self, error: AmqpError | None = None) -> None:
+        """Send connection.close (with ``error``'s code, or 200) and wait for close-ok."""
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        if self.state is State.AWAIT_HEADER:
+            self.state = State.CLOSED
+            return
+        if error is None:
+            close = ConnectionClose(200, "Goodbye", 0, 0)
+        else:
+            close = ConnectionClose(
+                int(error.reply_code), error.close_text, error.class_id, error.method_id
+            )
+        self._send_method(0, close)
+        self.state = State.CLOSING
+        self.channels.clear()
+
+    @property
+    def closed(self) -> bool:
+        """True once nothing more will be read: close the socket after flushing output."""
+        return self.state is State.CLOSED
