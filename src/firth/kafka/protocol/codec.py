@@ -11,7 +11,7 @@ Failure contract: decoding raises only `ProtocolError` subclasses — `UnknownAp
 the body inside the frame are ignored, as Kafka's own parser does.
 
 `build_response` rules, per field of the versioned class: a key the version lacks is dropped; a
-missing field takes the schema's default (kio carries Kafka's defaults, e.g. -1 for
+missing field (or None given for a non-nullable one) takes the schema's default (kio carries Kafka's defaults, e.g. -1 for
 `log_start_offset`), else None for a nullable field, else the type's zero (0, "", b"", (), the
 zero UUID, error NONE, an entity built from {}). Plain values are wrapped: ints into kio's
 phantom int types and `ErrorCode`, milliseconds into `i32Timedelta`, epoch milliseconds into
@@ -131,7 +131,8 @@ def encode_response(header: RequestHeader, entity: Any) -> bytes:
 # --- build_response -------------------------------------------------------------------------
 
 Converter = Callable[[Any], Any]
-_plans: dict[type, list[tuple[str, Converter, Callable[[], Any]]]] = {}
+_Plan = list[tuple[str, Converter, Callable[[], Any], bool]]
+_plans: dict[type, _Plan] = {}
 
 
 def build_response(api_key: int, version: int, values: Mapping[str, Any]) -> Any:
@@ -146,22 +147,25 @@ def build_entity(cls: type[E], values: Mapping[str, Any]) -> E:
         plan = _plan(cls)
         _plans[cls] = plan
     kwargs: dict[str, Any] = {}
-    for name, convert, default in plan:
-        if name in values:
-            kwargs[name] = convert(values[name])
+    for name, convert, default, nullable in plan:
+        value = values.get(name)
+        if value is not None:
+            kwargs[name] = convert(value)
+        elif nullable and name in values:
+            kwargs[name] = None
         else:
             kwargs[name] = default()
     return cls(**kwargs)
 
 
-def _plan(cls: type) -> list[tuple[str, Converter, Callable[[], Any]]]:
+def _plan(cls: type) -> _Plan:
     hints = typing.get_type_hints(cls)
     plan = []
     for field in fields(cls):  # type: ignore[arg-type]
         hint = hints[field.name]
         convert = _converter(hint)
         default = _constant(field.default) if field.default is not MISSING else _zero_factory(hint)
-        plan.append((field.name, convert, default))
+        plan.append((field.name, convert, default, _split_optional(hint)[1]))
     return plan
 
 
