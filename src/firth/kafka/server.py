@@ -23,9 +23,9 @@ from collections import deque
 from firth.broker.broker import Broker
 from firth.kafka.handlers import HANDLERS, RequestContext, Response
 from firth.kafka.handlers.context import Listener
-from firth.kafka.protocol.apis import SUPPORTED_APIS
+from firth.kafka.handlers.api_versions import advertised_apis
 from firth.kafka.protocol.codec import api_versions_error_response
-from firth.kafka.protocol.errors import KafkaProtocolError
+from firth.kafka.protocol.errors import ProtocolError as KafkaProtocolError
 from firth.kafka.protocol.framing import FrameError, FrameReader
 from firth.kafka.protocol.header import parse_request_header
 
@@ -59,8 +59,7 @@ class KafkaConnection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer_host = peer[0] if peer else ""
         self.server.connections.add(self)
@@ -97,7 +96,7 @@ class KafkaConnection(asyncio.Protocol):
 
     def _dispatch(self, frame: memoryview) -> None:
         header, body_offset = parse_request_header(frame)
-        supported = SUPPORTED_APIS.get(header.api_key)
+        supported = self.server.supported.get(header.api_key)
         handler = HANDLERS.get(header.api_key)
         if supported is None or handler is None:
             self._abort(f"unsupported API key {header.api_key}")
@@ -195,6 +194,7 @@ class KafkaServer:
         self._advertised = advertised
         self.advertised = Listener(host, port)
         self.connections: set[KafkaConnection] = set()
+        self.supported = advertised_apis()
         self._server: asyncio.AbstractServer | None = None
 
     @property

@@ -25,7 +25,7 @@ from firth.kafka.protocol.produce import (
     decode_produce,
     encode_produce_response,
 )
-from firth.kafka.protocol.records import validate_produce_records
+from firth.kafka.protocol.validation import validate_produce_records
 from firth.log import Log
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ async def produce(ctx: RequestContext) -> bytes | None:
                         ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                         "transactions are not implemented in Firth yet",
                     )
-                base_offset, _duplicate = partition.append(part.records, header)
+                base_offset, _duplicate = partition.append(bytearray(part.records), header)
             except KafkaError as exc:
                 topic_results.append(
                     PartitionProduceResult(
