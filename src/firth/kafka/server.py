@@ -22,8 +22,8 @@ from collections import deque
 
 from firth.broker.broker import Broker
 from firth.kafka.handlers import HANDLERS, RequestContext, Response
-from firth.kafka.handlers.context import Listener
 from firth.kafka.handlers.api_versions import advertised_apis
+from firth.kafka.handlers.context import Listener
 from firth.kafka.protocol.codec import api_versions_error_response
 from firth.kafka.protocol.errors import ProtocolError as KafkaProtocolError
 from firth.kafka.protocol.framing import FrameError, FrameReader
