@@ -106,7 +106,9 @@ class KafkaConnection(asyncio.Protocol):
             if header.api_key == API_VERSIONS_KEY:
                 slot = _Slot()
                 slot.done = True
-                slot.response = api_versions_error_response(header)
+                slot.response = api_versions_error_response(
+                    header.correlation_id, self.server.supported
+                )
                 self.slots.append(slot)
                 self._write_ready()
                 return
@@ -200,7 +202,7 @@ class KafkaServer:
     @property
     def address(self) -> tuple[str, int]:
         assert self._server is not None
-        sock = self._server.sockets[0]
+        sock = self._server.sockets[0]  # type: ignore[attr-defined]
         host, port = sock.getsockname()[:2]
         return host, port
 
