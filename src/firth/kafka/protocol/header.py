@@ -16,9 +16,9 @@ byte). A flexible request version takes header v2 and its response header v1 —
 whose response always uses header v0 so a client that sent a version we do not know can still read
 the error (KIP-511).
 
-`FIRST_FLEXIBLE_VERSION` says, per API key, from which version on the request is flexible; it
-comes from Kafka's JSON schemas (`flexibleVersions`) as generated into kio, and a test checks it
-against kio for every key. A version newer than any schema we know is taken as flexible when the
+`FIRST_FLEXIBLE_VERSION` says, per API key, from which version on the request is flexible; it is
+generated from Kafka's JSON schemas (as kio carries them) by tools/generate_kafka_flexible_versions.py,
+and a test checks it against kio for every key. A version newer than any schema we know is taken as flexible when the
 API has a flexible version at all (no Kafka API has ever become non-flexible again), so its header
 still parses and the request can be answered UNSUPPORTED_VERSION.
 """
@@ -28,71 +28,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from firth.kafka.protocol._flexible_versions import FIRST_FLEXIBLE_VERSION
 from firth.kafka.protocol.errors import MalformedRequestError
 
 API_VERSIONS_KEY = 18
 
-# First flexible version per API key, from the schemas' "flexibleVersions" ("none" = absent).
-FIRST_FLEXIBLE_VERSION: dict[int, int] = {
-    0: 9,  # Produce
-    1: 12,  # Fetch
-    2: 6,  # ListOffsets
-    3: 9,  # Metadata
-    8: 8,  # OffsetCommit
-    9: 6,  # OffsetFetch
-    10: 3,  # FindCoordinator
-    11: 6,  # JoinGroup
-    12: 4,  # Heartbeat
-    13: 4,  # LeaveGroup
-    14: 4,  # SyncGroup
-    15: 5,  # DescribeGroups
-    16: 3,  # ListGroups
-    18: 3,  # ApiVersions
-    19: 5,  # CreateTopics
-    20: 4,  # DeleteTopics
-    21: 2,  # DeleteRecords
-    22: 2,  # InitProducerId
-    23: 4,  # OffsetForLeaderEpoch
-    24: 3,  # AddPartitionsToTxn
-    25: 3,  # AddOffsetsToTxn
-    26: 3,  # EndTxn
-    27: 1,  # WriteTxnMarkers
-    28: 3,  # TxnOffsetCommit
-    29: 2,  # DescribeAcls
-    30: 2,  # CreateAcls
-    31: 2,  # DeleteAcls
-    32: 4,  # DescribeConfigs
-    33: 2,  # AlterConfigs
-    34: 2,  # AlterReplicaLogDirs
-    35: 2,  # DescribeLogDirs
-    36: 2,  # SaslAuthenticate
-    37: 2,  # CreatePartitions
-    38: 2,  # CreateDelegationToken
-    39: 2,  # RenewDelegationToken
-    40: 2,  # ExpireDelegationToken
-    41: 2,  # DescribeDelegationToken
-    42: 2,  # DeleteGroups
-    43: 2,  # ElectLeaders
-    44: 1,  # IncrementalAlterConfigs
-    45: 0,  # AlterPartitionReassignments
-    46: 0,  # ListPartitionReassignments
-    48: 1,  # DescribeClientQuotas
-    49: 1,  # AlterClientQuotas
-    50: 0,  # DescribeUserScramCredentials
-    51: 0,  # AlterUserScramCredentials
-    55: 0,  # DescribeQuorum
-    57: 0,  # UpdateFeatures
-    60: 0,  # DescribeCluster
-    61: 0,  # DescribeProducers
-    65: 0,  # DescribeTransactions
-    66: 0,  # ListTransactions
-    68: 0,  # ConsumerGroupHeartbeat
-    69: 0,  # ConsumerGroupDescribe
-    71: 0,  # GetTelemetrySubscriptions
-    72: 0,  # PushTelemetry
-    75: 0,  # DescribeTopicPartitions
-}
-"""Keys absent here (OffsetDelete 47, SaslHandshake 17) have no flexible version."""
 
 _FIXED = struct.Struct(">hhih")
 _CORRELATION = struct.Struct(">i")
