@@ -63,6 +63,8 @@ LOCK_NAMESPACE = 0x46495254
 APPEND_LOCK = 1  # held by every append: one committer at a time, so position order = commit order
 MIGRATION_LOCK = 2  # held while checking and applying migrations
 LEASE_NAMESPACE = 0x4649524C  # "FIRL": leases are (LEASE_NAMESPACE, hashtext(name))
+NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, hashtext(name))
+NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, hashtext(name))
 
 _COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
 _INSERT = (
@@ -406,6 +408,11 @@ class _PostgresTransaction(Transaction):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self._conn.execute(_qmark_to_pyformat(sql), tuple(params))
         return cursor.fetchall() if cursor.description else []
+
+    def lock(self, name: str) -> None:
+        self._conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCK_NAMESPACE, name)
+        )
 
     def get_checkpoint(self, name: str) -> int:
         row = self._conn.execute(

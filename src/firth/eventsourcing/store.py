@@ -146,6 +146,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def set_checkpoint(self, name: str, position: int) -> None: ...
 
+    def lock(self, name: str) -> None:
+        """Hold an exclusive lock on `name` until the transaction ends (SQLite: every write
+        transaction is already exclusive)."""
+
 
 class Lease(abc.ABC):
     """Exclusive ownership of a name across processes, released on `release()` or process death."""

@@ -1,0 +1,136 @@
+"""Domain events and the `Aggregate` base class.
+
+An aggregate's state changes only by applying events. A command method checks invariants
+against the current state, then calls `self.trigger(SomeEvent(...))`, which applies the event
+(through the handler registered for its class with `@applies`) and queues it for saving. Loading
+replays stored events through the very same handlers, so live state and replayed state cannot
+drift apart.
+
+Event classes subclass `DomainEvent` and are frozen dataclasses; their fields are the event's
+JSON data. Their stored type name is the class name, unless the class sets `type_name`. An
+aggregate class knows the event classes its handlers accept; a stored event of any other type
+cannot be loaded (`UnknownEventType` names it).
+
+State for snapshots: by default every public attribute other than `id` and `version`
+(override `snapshot_state`/`restore_state` when the state is not plain JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from firth.eventsourcing.errors import UnknownEventType
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainEvent:
+    """Base of typed events; subclasses are `@dataclass(frozen=True)` with JSON-able fields."""
+
+    type_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type_name" not in cls.__dict__ or not cls.__dict__["type_name"]:
+            cls.type_name = cls.__name__
+
+    def to_data(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> DomainEvent:
+        return cls(**data)
+
+
+E = TypeVar("E", bound=DomainEvent)
+Handler = Callable[[Any, Any], None]
+
+
+def applies(event_class: type[E]) -> Callable[[Callable[[Any, E], None]], Callable[[Any, E], None]]:
+    """Mark a method as the handler that applies `event_class` to the aggregate's state."""
+
+    def mark(method: Callable[[Any, E], None]) -> Callable[[Any, E], None]:
+        method.__firth_applies__ = event_class  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class Aggregate:
+    """Base of event-sourced aggregates.
+
+    Subclasses set `category` (the stream id prefix; default: the class name in lower case)
+    and write `__init__(self, id)` that calls `super().__init__(id)` and sets initial state.
+    `version` is the version of the last event applied (stored or pending).
+    """
+
+    category: ClassVar[str] = ""
+    _handlers: ClassVar[dict[type[DomainEvent], Handler]] = {}
+    _event_classes: ClassVar[dict[str, type[DomainEvent]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("category"):
+            cls.category = cls.__name__.lower()
+        handlers = dict(cls._handlers)
+        for attribute in vars(cls).values():
+            event_class = getattr(attribute, "__firth_applies__", None)
+            if event_class is not None:
+                handlers[event_class] = attribute
+        cls._handlers = handlers
+        cls._event_classes = {event_class.type_name: event_class for event_class in handlers}
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+        self.version = 0
+        self._pending: list[DomainEvent] = []
+
+    @classmethod
+    def stream_id_for(cls, id: str) -> str:
+        return f"{cls.category}-{id}"
+
+    @property
+    def stream_id(self) -> str:
+        return self.stream_id_for(self.id)
+
+    def trigger(self, event: DomainEvent) -> None:
+        """Apply a new event and queue it for the next save."""
+        self.apply(event)
+        self._pending.append(event)
+
+    def apply(self, event: DomainEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise TypeError(
+                f"{type(self).__name__} has no @applies handler for {type(event).__name__}"
+            )
+        handler(self, event)
+        self.version += 1
+
+    def collect_pending(self) -> list[DomainEvent]:
+        """The events triggered since the last save, in order (the list is emptied)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    @property
+    def pending(self) -> tuple[DomainEvent, ...]:
+        return tuple(self._pending)
+
+    @classmethod
+    def decode_event(cls, type_name: str, data: Any, stream_id: str, version: int) -> DomainEvent:
+        event_class = cls._event_classes.get(type_name)
+        if event_class is None:
+            raise UnknownEventType(type_name, stream_id, version)
+        return event_class.from_data(data)
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if not name.startswith("_") and name not in ("id", "version")
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
