@@ -99,6 +99,8 @@ def load_segments(
                 break
         if not kept:
             kept.append(Segment.create(directory, 0, config, now_ms))
+        for segment in kept[:-1]:
+            segment.seal()  # rebuilt indexes of inactive segments end with their final maximum
         if marker_end is not None:
             remove_clean_marker(directory)
         if report.segments_dropped or report.garbage_files_removed or len(segments) == 0:

@@ -100,7 +100,7 @@ class Log:
         try:
             segments, report = load_segments(path, config, clock())
             log = cls(path, config, segments, clock, report)
-            if not report.clean_shutdown:
+            if report.recovered_from is not None:
                 log._checkpoint_after_recovery()
         except OSError as error:
             raise StorageError(f"cannot open log {path}: {error}") from error
@@ -420,6 +420,13 @@ class Log:
                 raise StorageError(f"close of {self._directory} failed: {error}") from error
             finally:
                 self._release()
+
+    def abandon(self) -> None:
+        """Close the descriptors without flushing, saving indexes or writing the marker: the
+        state a crash leaves (minus unsynced page cache). For tests, and for giving up on a
+        log after a `StorageError`."""
+        with self._flush_lock:
+            self._release()
 
     def delete(self) -> None:
         """Close without flushing and remove the whole directory."""

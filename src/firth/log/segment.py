@@ -299,19 +299,27 @@ class Segment:
                 return False
         last = offset_index.last_entry()
         position, expected = last.position, last.offset
+        tail_max_timestamp = NO_TIMESTAMP
         while position < size:
-            span = read_span(self.fd, position, size)
-            if span is None or span[0] != expected:
+            # Append indexes a batch once more than the interval was written since the last
+            # entry, so a batch starting further than that from it means entries are missing.
+            if position - last.position > self._index_interval:
                 return False
-            position += span[1]
-            expected = span[2]
+            header = read_header(self.fd, position, size)
+            if header is None or header.base_offset != expected:
+                return False
+            position += header.size
+            expected = header.next_offset
+            tail_max_timestamp = max(tail_max_timestamp, header.max_timestamp)
         if not time_index.is_consistent(expected - self.base_offset):
             return False
+        final = time_index.last_entry()
+        if tail_max_timestamp >= 0 and (final is None or final.timestamp < tail_max_timestamp):
+            return False  # the sealed time index must end with the segment's largest timestamp
         self.offset_index = offset_index
         self.time_index = time_index
         self.next_offset = expected
         self._bytes_since_index = size - last.position
-        final = time_index.last_entry()
         if final is not None:
             self.max_timestamp = final.timestamp
             self.offset_of_max_timestamp = final.offset
