@@ -179,9 +179,9 @@ def _headers_text(headers: list[tuple[str, bytes | None]] | None) -> str:
 def _fields(message: Any) -> dict[str, Any]:
     timestamp_type, timestamp = message.timestamp()
     moment = (
-        datetime.datetime.fromtimestamp(timestamp / 1000, datetime.UTC).isoformat(
-            timespec="milliseconds"
-        )
+        datetime.datetime.fromtimestamp(timestamp / 1000, datetime.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
         if timestamp_type != 0 and timestamp >= 0
         else ""
     )
