@@ -230,8 +230,13 @@ def _to_timedelta(value: Any) -> datetime.timedelta:
 
 def _to_tz_aware(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
-        return TZAware.parse(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        value = (value - _EPOCH) // datetime.timedelta(milliseconds=1)
     return tz_aware_from_i64(int(value))  # type: ignore[arg-type]
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def _to_uuid(value: Any) -> uuid.UUID:
