@@ -51,6 +51,7 @@ class FirthApp:
                 auto_create_topics=config.auto_create_topics,
                 num_partitions=config.num_partitions,
                 retention_check_interval_ms=config.retention_check_interval_ms,
+                group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
             )
         )
         host, port = parse_host_port(config.kafka_listen)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from firth.broker.catalog import Catalog
 from firth.broker.group_commit import GroupCommit
+from firth.broker.groups.config import GroupConfig
+from firth.broker.groups.coordinator import GroupCoordinator
 from firth.broker.producers import ProducerIdAllocator
 from firth.broker.topic_config import BrokerDefaults
 
@@ -37,6 +39,7 @@ class BrokerSettings:
     retention_check_interval_ms: int = 300_000
     background_flush_interval_ms: int = 1_000
     producer_snapshot_interval_ms: int = 30_000
+    group_initial_rebalance_delay_ms: int = 3_000
 
 
 class Broker:
@@ -47,6 +50,8 @@ class Broker:
         self.producer_ids = ProducerIdAllocator(
             settings.data_dir / "__meta" / "producer-ids", fsync=settings.fsync
         )
+        self.groups: GroupCoordinator | None = None
+        """The consumer-group coordinator; opened by start()."""
         self._housekeeping: list[asyncio.Task[None]] = []
         self.stopping = False
         """Set when the server begins a graceful stop: long polls return at once."""
@@ -64,6 +69,16 @@ class Broker:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         await loop.run_in_executor(None, self.catalog.load)
+        group_config = GroupConfig(
+            fsync=self.settings.fsync,
+            initial_rebalance_delay_ms=self.settings.group_initial_rebalance_delay_ms,
+        )
+        self.groups = await loop.run_in_executor(
+            None,
+            lambda: GroupCoordinator.open(
+                self.settings.data_dir, group_config, partition_exists=self._partition_exists
+            ),
+        )
         logger.info(
             "opened %d topics from %s in %.2fs",
             len(self.catalog.topics),
@@ -88,6 +103,8 @@ class Broker:
         for task in self._housekeeping:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.groups is not None:
+            await self.groups.close()
         await self.group_commit.close()
         for partition in self.catalog.all_partitions():
             partition.wake_all()
@@ -118,6 +135,10 @@ class Broker:
         for partition in list(self.catalog.all_partitions()):
             partition.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS)
             self.catalog.save_producer_state(partition)
+
+    def _partition_exists(self, topic: str, partition: int) -> bool:
+        found = self.catalog.topics.get(topic)
+        return found is not None and 0 <= partition < len(found.partitions)
 
     def auto_create(self, name: str) -> bool:
         """Create `name` with the default partition count if auto-creation is on."""
