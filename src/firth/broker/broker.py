@@ -73,11 +73,10 @@ class Broker:
             fsync=self.settings.fsync,
             initial_rebalance_delay_ms=self.settings.group_initial_rebalance_delay_ms,
         )
-        self.groups = await loop.run_in_executor(
-            None,
-            lambda: GroupCoordinator.open(
-                self.settings.data_dir, group_config, partition_exists=self._partition_exists
-            ),
+        # Opened on the loop thread: its timers bind to the running loop. Loading the offsets
+        # store is a short read at start-up.
+        self.groups = GroupCoordinator.open(
+            self.settings.data_dir, group_config, partition_exists=self._partition_exists
         )
         logger.info(
             "opened %d topics from %s in %.2fs",
