@@ -13,6 +13,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -50,16 +51,12 @@ class PgServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: smart shutdown; then SIGINT: fast
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients
             try:
-                self.process.wait(5)
+                self.process.wait(15)
             except subprocess.TimeoutExpired:
-                self.process.send_signal(2)
-                try:
-                    self.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+                self.process.kill()
+                self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

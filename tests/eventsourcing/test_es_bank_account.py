@@ -6,11 +6,12 @@ import random
 import subprocess
 import sys
 
-import es_bank
 import pytest
 
 from firth.eventsourcing import ConcurrencyError, EventStore, NewEvent, UnknownEventType
 from firth.eventsourcing.repository import AggregateNotFound, Repository
+
+from . import es_bank
 
 bank = es_bank.load()
 BankAccount = bank.BankAccount

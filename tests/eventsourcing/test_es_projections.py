@@ -119,7 +119,6 @@ def test_live_run_follows_appends(store: EventStore) -> None:
     try:
         with EventStore.open(store.url) as writer:
             fill(writer, 30, start=10)
-        target = store.head_position() - (1 if store.head_position() % 1 == 0 else 0)
         last_acct = max(e.position for e in store.read_all(categories=["acct"]))
         deadline = time.monotonic() + 15
         while runner.position < last_acct:

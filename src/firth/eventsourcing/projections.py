@@ -53,6 +53,7 @@ class ProjectionRunner:
         self.projection = projection
         self.batch_size = batch_size
         self.checkpoint_name = CHECKPOINT_PREFIX + projection.name
+        self.stop_check_interval = 0.2
         with store.transaction() as tx:
             tx.lock(self.checkpoint_name)
             projection.setup(tx)
@@ -101,13 +102,11 @@ class ProjectionRunner:
         subscription = self.store.subscribe(
             self.position + 1, projection.types, projection.categories, poll_interval
         )
-        waker = threading.Thread(target=lambda: (stop.wait(), subscription.close()), daemon=True)
-        waker.start()
         try:
             while not stop.is_set():
-                first = subscription.next(timeout=None)
+                first = subscription.next(timeout=self.stop_check_interval)
                 if first is None:
-                    break
+                    continue
                 batch = [first]
                 while len(batch) < self.batch_size:
                     more = subscription.next(timeout=0)

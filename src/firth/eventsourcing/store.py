@@ -149,6 +149,7 @@ class Transaction(abc.ABC):
     def lock(self, name: str) -> None:
         """Hold an exclusive lock on `name` until the transaction ends (SQLite: every write
         transaction is already exclusive)."""
+        return None
 
 
 class Lease(abc.ABC):
