@@ -297,12 +297,15 @@ def read_partition(
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
-            if msg.error() is not None:
-                if msg.error().code() == -191:  # _PARTITION_EOF
+            error = msg.error()
+            if error is not None:
+                if error.code() == -191:  # _PARTITION_EOF
                     continue
-                raise AssertionError(f"consume error: {msg.error()}")
-            if msg.offset() < high:
-                out.append((msg.offset(), msg.value()))
+                raise AssertionError(f"consume error: {error}")
+            offset = msg.offset()
+            assert offset is not None
+            if offset < high:
+                out.append((offset, msg.value()))
     finally:
         consumer.close()
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,10 @@ def _ack_lines(path: Path) -> list[str]:
     return text.split("\n")[:-1]
 
 
+def _acked_at_least(path: Path, count: int) -> Callable[[], bool]:
+    return lambda: len(_ack_lines(path)) >= count
+
+
 @pytest.mark.timeout(240)
 def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
     ack_path = tmp_path / "acks.txt"
@@ -103,7 +108,7 @@ def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
             for kill in range(KILLS):
                 threshold = acked_at_kill + ACKS_BETWEEN_KILLS
                 wait_for(
-                    lambda threshold=threshold: len(_ack_lines(ack_path)) >= threshold,
+                    _acked_at_least(ack_path, threshold),
                     90,
                     f"{threshold} acknowledgements before kill #{kill + 1}",
                 )
