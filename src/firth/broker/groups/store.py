@@ -188,9 +188,9 @@ class OffsetStore:
         self._pending.append((rec.encode(record), record, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_pending())
-        # Shielded: a caller that goes away (its connection closed) must not cancel a write
-        # that other callers' records share.
-        await asyncio.shield(future)
+        # A caller that goes away cancels only its own wait: the flusher owns the write and
+        # skips futures that are already done.
+        await future
 
     async def _flush_pending(self) -> None:
         loop = asyncio.get_running_loop()
