@@ -101,7 +101,11 @@ class Log:
             segments, report = load_segments(path, config, clock())
             log = cls(path, config, segments, clock, report)
             if report.recovered_from is not None:
-                log._checkpoint_after_recovery()
+                try:
+                    log._checkpoint_after_recovery()
+                except BaseException:
+                    log._release()
+                    raise
         except OSError as error:
             raise StorageError(f"cannot open log {path}: {error}") from error
         return log
@@ -175,31 +179,31 @@ class Log:
             raise LogClosed(f"log {self._directory} is closed")
         base_offset = self._next_offset
         next_offset = base_offset + header.last_offset_delta + 1
+        max_timestamp = header.max_timestamp
         segment = self._active
         try:
+            # Roll before writing when the segment would outgrow segment_bytes, its indexes are
+            # full, relative offsets would overflow int32, or it is older than segment_ms: like
+            # Kafka, age is this batch's maxTimestamp minus the first batch's when both have
+            # one, else wall-clock time since the segment was created (or loaded). One
+            # expression, cheapest tests first: this runs for every produced batch.
             if segment.size and (
                 segment.size + size > config.segment_bytes
-                or self._aged_out(segment, header.max_timestamp)
                 or segment.indexes_full
                 or next_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
+                or (
+                    max_timestamp - segment.rolling_base_timestamp > config.segment_ms
+                    if max_timestamp >= 0 and segment.rolling_base_timestamp >= 0
+                    else self._clock() - segment.created_ms > config.segment_ms
+                )
             ):
                 segment = self._roll(base_offset)
             patch_base_offset(batch, base_offset)
-            segment.append(batch, base_offset, next_offset, header.max_timestamp)
+            segment.append(batch, base_offset, next_offset, max_timestamp)
         except OSError as error:
             raise StorageError(f"append to {self._directory} failed: {error}") from error
         self._next_offset = next_offset
         return base_offset
-
-    def _aged_out(self, segment: Segment, batch_timestamp: int) -> bool:
-        """Like Kafka: time since the first batch by record timestamps when both have one,
-        else wall-clock time since the segment was created (or loaded)."""
-        first = segment.rolling_base_timestamp
-        if first >= 0 and batch_timestamp >= 0:
-            waited = batch_timestamp - first
-        else:
-            waited = self._clock() - segment.created_ms
-        return waited > self._config.segment_ms
 
     def _roll(self, base_offset: int) -> Segment:
         old = self._active

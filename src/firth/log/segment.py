@@ -58,6 +58,7 @@ class Segment:
         "directory",
         "fd",
         "flushed_size",
+        "indexes_full",
         "indexes_saved",
         "max_timestamp",
         "next_offset",
@@ -86,6 +87,8 @@ class Segment:
         self._bytes_since_index = 0
         self._index_interval = config.index_interval_bytes
         self.indexes_saved = False
+        self.indexes_full = False
+        """True once either index has no room: the segment must roll before the next append."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class Segment:
         self._index_interval = config.index_interval_bytes
         self.offset_index.max_entries = config.max_offset_index_entries
         self.time_index.max_entries = config.max_time_index_entries
+        self._refresh_full()
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -151,10 +155,6 @@ class Segment:
     def is_empty(self) -> bool:
         return self.size == 0
 
-    @property
-    def indexes_full(self) -> bool:
-        return self.offset_index.is_full or self.time_index.is_full
-
     def append(
         self, batch: bytearray | memoryview, base_offset: int, next_offset: int, max_timestamp: int
     ) -> None:
@@ -164,7 +164,17 @@ class Segment:
         written = os.write(self.fd, batch)
         if written != size:
             self._finish_short_write(batch, position, written)
-        self._account(position, base_offset, size, max_timestamp)
+        # The bookkeeping of `_account`, inlined: this runs once per produced batch.
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = base_offset
+        if position == 0:
+            self.rolling_base_timestamp = max_timestamp
+        if self._bytes_since_index > self._index_interval:
+            self._add_index_entry(base_offset, position)
+            self._bytes_since_index = size
+        else:
+            self._bytes_since_index += size
         self.indexes_saved = False
         self.size = position + size
         self.next_offset = next_offset
@@ -182,18 +192,27 @@ class Segment:
             raise
 
     def _account(self, position: int, base_offset: int, size: int, max_timestamp: int) -> None:
-        """Index bookkeeping for a batch written at `position` (append and rebuild share it)."""
+        """Index bookkeeping for a batch at `position`: what `append` does after writing (the
+        two must agree, so that rebuilt indexes equal the ones appends built)."""
         if max_timestamp > self.max_timestamp:
             self.max_timestamp = max_timestamp
             self.offset_of_max_timestamp = base_offset
         if position == 0:
             self.rolling_base_timestamp = max_timestamp
         if self._bytes_since_index > self._index_interval:
-            self.offset_index.append(base_offset, position)
-            if self.max_timestamp >= 0:
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-            self._bytes_since_index = 0
-        self._bytes_since_index += size
+            self._add_index_entry(base_offset, position)
+            self._bytes_since_index = size
+        else:
+            self._bytes_since_index += size
+
+    def _add_index_entry(self, base_offset: int, position: int) -> None:
+        self.offset_index.append(base_offset, position)
+        if self.max_timestamp >= 0:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self._refresh_full()
+
+    def _refresh_full(self) -> None:
+        self.indexes_full = self.offset_index.is_full or self.time_index.is_full
 
     def seal(self) -> None:
         """Record the final maximum timestamp in the time index (on roll and close)."""
@@ -229,6 +248,7 @@ class Segment:
         self._bytes_since_index = 0
         self.next_offset = self.base_offset
         self.indexes_saved = False
+        self.indexes_full = False
 
     def recover(self, *, verify: bool) -> int:
         """Scan the whole .log, rebuilding both indexes; return the bytes cut off the end.
@@ -318,6 +338,7 @@ class Segment:
             return False  # the sealed time index must end with the segment's largest timestamp
         self.offset_index = offset_index
         self.time_index = time_index
+        self._refresh_full()
         self.next_offset = expected
         self._bytes_since_index = size - last.position
         if final is not None:

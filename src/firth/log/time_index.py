@@ -103,7 +103,7 @@ class TimeIndex:
         if not offsets:
             return True
         return (
-            len(offsets) <= self.max_entries
+            len(offsets) <= self.max_entries + 1  # + the final entry `seal` adds to a full index
             and offsets[0] >= 0
             and offsets[-1] < next_relative_offset
             and strictly_increasing(timestamps)
