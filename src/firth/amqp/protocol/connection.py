@@ -28,7 +28,10 @@ COMMAND_INVALID; connection.close is accepted in every state after the header)::
     any            --we call close(); we send close---------> CLOSING --close-ok--> CLOSED
 
 Errors are raised from ``next_event`` as ``AmqpConnectionError`` / ``AmqpChannelError``; the
-caller answers them with ``close`` / ``close_channel``. Events decoded before an error are
+caller answers them with ``close`` / ``close_channel``. A framing error (bad type, size or
+frame-end) loses the frame boundaries, so input after it is discarded and ``close`` goes
+straight to CLOSED (the adapter flushes connection.close and drops the socket) instead of
+waiting for a close-ok that could not be parsed. Events decoded before an error are
 returned first, because decoding is lazy: one ``next_event`` call decodes one frame.
 """
 
@@ -230,12 +233,13 @@ class AmqpConnection:
         self._in = bytearray()
         self._in_pos = 0
         self._out = bytearray()
+        self._framing_broken = False
 
     # -- input -------------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the peer; call ``next_event`` (or iterate ``events``) after."""
-        if self.state is not State.CLOSED:
+        if self.state is not State.CLOSED and not self._framing_broken:
             self._in += data
 
     def events(self) -> Iterator[Event]:
@@ -252,7 +256,15 @@ class AmqpConnection:
                 if not self._read_header():
                     return None
                 continue
-            parsed = parse_frame(self._in, self._in_pos, self.frame_max)
+            try:
+                parsed = parse_frame(self._in, self._in_pos, self.frame_max)
+            except AmqpConnectionError:
+                # The stream cannot be resynchronised after a bad frame: drop what is buffered
+                # and everything that follows; close() then ends the connection outright.
+                self._framing_broken = True
+                self._in.clear()
+                self._in_pos = 0
+                raise
             if parsed is None:
                 self._compact()
                 return None
@@ -629,7 +641,8 @@ class AmqpConnection:
                 int(error.reply_code), error.close_text, error.class_id, error.method_id
             )
         self._send_method(0, close)
-        self.state = State.CLOSING
+        # After a framing error no close-ok can be read back: the connection ends here.
+        self.state = State.CLOSED if self._framing_broken else State.CLOSING
         self.channels.clear()
 
     @property
