@@ -86,6 +86,11 @@ def register(subparsers: Any) -> None:
         "--partitions", type=int, default=1, help="partitions if the topic is created (default 1)"
     )
     relay.add_argument(
+        "--standby",
+        action="store_true",
+        help="if another relay to the topic is active, wait and take over when it stops",
+    )
+    relay.add_argument(
         "--until-caught-up", action="store_true", help="exit once every stored event is published"
     )
 
@@ -184,7 +189,9 @@ def _relay(store: EventStore, args: argparse.Namespace, console: Console) -> int
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    relay = OutboxRelay(store, args.to, args.topic, partitions=args.partitions)
+    relay = OutboxRelay(
+        store, args.to, args.topic, partitions=args.partitions, standby=args.standby
+    )
     stats = relay.run(stop, until_caught_up=args.until_caught_up)
     console.print(
         f"relay to {args.topic}: resumed after {stats.resumed_after}, published {stats.published}, "

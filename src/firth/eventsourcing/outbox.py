@@ -11,7 +11,8 @@ instance per (store, topic). Each event becomes one record:
 Exactly once across crashes, without a separate checkpoint that could disagree with the topic:
 
 1. The relay takes the lease `outbox:<topic>` (an advisory lock on PostgreSQL, a file lock next
-   to an SQLite database); a second relay refuses to start (`LeaseHeld`).
+   to an SQLite database); a second relay refuses to start (`LeaseHeld`), or with
+   `standby=True` waits until the active one is gone and then takes over.
 2. It reads the last record of every partition of the topic; the `position` header there is the
    highest position that partition holds.
 3. It publishes events in position order with an idempotent producer (`enable.idempotence`,
@@ -47,9 +48,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from firth.eventsourcing.errors import EventStoreError
+from firth.eventsourcing.errors import EventStoreError, LeaseHeld
 from firth.eventsourcing.records import RecordedEvent
-from firth.eventsourcing.store import EventStore
+from firth.eventsourcing.store import EventStore, Lease
 
 log = logging.getLogger("firth.eventsourcing.outbox")
 
@@ -129,6 +130,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         producer_config: dict[str, Any] | None = None,
         timeout: float = 30.0,
+        standby: bool = False,
     ) -> None:
         self.store = store
         self.bootstrap = bootstrap
@@ -142,6 +144,8 @@ class OutboxRelay:
             **(producer_config or {}),
             **REQUIRED_PRODUCER_CONFIG,
         }
+        self.standby = standby
+        self.standby_interval = 0.2
         self.stats = RelayStats()
         self.checkpoint_name = LEASE_PREFIX + topic
 
@@ -219,6 +223,18 @@ class OutboxRelay:
         finally:
             consumer.close()
 
+    def _acquire_lease(self, stop: threading.Event) -> Lease | None:
+        """The relay's lease; in standby mode wait for it (None if `stop` came first)."""
+        while True:
+            try:
+                return self.store.acquire_lease(LEASE_PREFIX + self.topic)
+            except LeaseHeld:
+                if not self.standby:
+                    raise
+                log.info("another relay to %s is active; standing by", self.topic)
+            if stop.wait(self.standby_interval):
+                return None
+
     # -- publishing -----------------------------------------------------------------------
 
     def run(
@@ -233,7 +249,10 @@ class OutboxRelay:
         from confluent_kafka import KafkaException, Producer
 
         stop = stop or threading.Event()
-        with self.store.acquire_lease(LEASE_PREFIX + self.topic):
+        lease = self._acquire_lease(stop)
+        if lease is None:
+            return self.stats
+        with lease:
             partitions = self._ensure_topic()
             last = self.published_positions(partitions)
             self.stats.resumed_after = dict(last)

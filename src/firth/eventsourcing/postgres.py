@@ -435,5 +435,10 @@ class _PostgresLease(Lease):
 
     def release(self) -> None:
         if self._conn is not None:
+            # Unlock explicitly: closing alone frees the lock only once the server notices.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (LEASE_NAMESPACE, self.name)
+                )
             self._conn.close()
             self._conn = None

@@ -1,0 +1,231 @@
+"""The outbox relay against a Firth broker (firth.testing.running_broker), on both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from firth.eventsourcing import EventStore, LeaseHeld, NewEvent
+from firth.eventsourcing.outbox import OutboxRelay, header, partition_for
+from firth.testing import running_broker
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    with running_broker(fsync=False) as broker:
+        yield broker.bootstrap
+
+
+_topics = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"outbox-{os.getpid()}-{next(_topics)}"
+
+
+def high_watermarks(bootstrap: str, topic: str, partitions: int = 1) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
+    try:
+        return [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        ]
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int = 1) -> dict[int, list]:  # type: ignore[type-arg]
+    """Every record of every partition, in offset order."""
+    ends = high_watermarks(bootstrap, topic, partitions)
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False}
+    )
+    records: dict[int, list] = {p: [] for p in range(partitions)}  # type: ignore[type-arg]
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + 60
+        while any(len(records[p]) < ends[p] for p in range(partitions)):
+            assert time.monotonic() < deadline, "could not read the whole topic"
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            records[message.partition()].append(message)
+    finally:
+        consumer.close()
+    return records
+
+
+def positions(messages: list) -> list[int]:  # type: ignore[type-arg]
+    return [int(header(m.headers(), "position")) for m in messages]  # type: ignore[arg-type]
+
+
+def fill(store: EventStore, count: int, streams: int = 7) -> None:
+    done = 0
+    while done < count:
+        size = min(250, count - done)
+        store.append(
+            f"order-{done % streams}", [NewEvent("Placed", {"n": done + i}) for i in range(size)]
+        )
+        done += size
+
+
+def test_relay_publishes_every_event_in_global_order(
+    store: EventStore, bootstrap: str, topic: str
+) -> None:
+    store.append("account-1", [NewEvent("Opened", {"owner": "Ann"}, {"correlation": "c1"})])
+    fill(store, 300)
+    stats = OutboxRelay(store, bootstrap, topic).run(until_caught_up=True)
+    assert stats.published == 301 and stats.last_position == 301
+    (messages,) = read_topic(bootstrap, topic).values()
+    assert positions(messages) == list(range(1, 302))
+    stored = list(store.read_all())
+    for message, event in zip(messages, stored, strict=True):
+        assert message.key() == event.stream_id.encode()
+        assert json.loads(message.value()) == event.data
+        assert header(message.headers(), "event-type") == event.type.encode()
+        assert header(message.headers(), "event-id") == str(event.event_id).encode()
+        assert header(message.headers(), "stream-version") == str(event.version).encode()
+    assert json.loads(header(messages[0].headers(), "metadata") or b"") == {"correlation": "c1"}
+    assert store.get_checkpoint(f"outbox:{topic}") == 301
+    # A second run publishes nothing again.
+    assert OutboxRelay(store, bootstrap, topic).run(until_caught_up=True).published == 0
+    assert high_watermarks(bootstrap, topic) == [301]
+
+
+def test_relay_resumes_per_partition_on_a_multi_partition_topic(
+    store: EventStore, bootstrap: str, topic: str
+) -> None:
+    fill(store, 200, streams=11)
+    OutboxRelay(store, bootstrap, topic, partitions=3).run(until_caught_up=True)
+    fill(store, 200, streams=11)
+    second = OutboxRelay(store, bootstrap, topic).run(until_caught_up=True)
+    assert second.published == 200
+    assert second.skipped > 0  # events between the partitions' ends were re-read, not re-sent
+    records = read_topic(bootstrap, topic, 3)
+    seen = sorted(p for messages in records.values() for p in positions(messages))
+    assert seen == list(range(1, 401))
+    by_position = {e.position: e for e in store.read_all()}
+    for partition, messages in records.items():
+        assert positions(messages) == sorted(positions(messages))
+        assert all(partition_for(m.key().decode(), 3) == partition for m in messages)
+        assert all(
+            by_position[p].stream_id == m.key().decode()
+            for p, m in zip(positions(messages), messages, strict=True)
+        )
+
+
+def test_only_one_relay_at_a_time(store: EventStore, bootstrap: str, topic: str) -> None:
+    fill(store, 10)
+    with EventStore.open(store.url) as other, other.acquire_lease(f"outbox:{topic}"):
+        with pytest.raises(LeaseHeld):
+            OutboxRelay(store, bootstrap, topic).run(until_caught_up=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "firth.eventsourcing.cli",
+                "relay",
+                "--store",
+                store.url,
+                "--to",
+                bootstrap,
+                "--topic",
+                topic,
+                "--until-caught-up",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert "lease" in result.stderr and "Traceback" not in result.stderr
+    assert OutboxRelay(store, bootstrap, topic).run(until_caught_up=True).published == 10
+
+
+def start_relay(url: str, bootstrap: str, topic: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "firth.eventsourcing.cli",
+            "relay",
+            "--store",
+            url,
+            "--to",
+            bootstrap,
+            "--topic",
+            topic,
+            "--standby",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_watermark(bootstrap: str, topic: str, at_least: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            (high,) = high_watermarks(bootstrap, topic)
+        except Exception:
+            high = 0
+        if high >= at_least:
+            return high
+        assert time.monotonic() < deadline, (
+            f"the topic never reached {at_least} records (at {high})"
+        )
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_publish_then_restart_publishes_each_event_once(
+    store: EventStore, bootstrap: str, topic: str
+) -> None:
+    fill(store, 6000)
+    writing = threading.Event()
+    writing.set()
+
+    def writer() -> None:
+        with EventStore.open(store.url) as own:
+            for batch in range(300):
+                own.append(
+                    f"live-{batch % 5}", [NewEvent("Live", {"b": batch, "i": i}) for i in range(10)]
+                )
+        writing.clear()
+
+    live = threading.Thread(target=writer)
+    live.start()
+    killed_at = []
+    try:
+        for threshold in (1500, 5000):
+            relay = start_relay(store.url, bootstrap, topic)
+            try:
+                wait_for_watermark(bootstrap, topic, threshold)
+            finally:
+                relay.send_signal(signal.SIGKILL)
+                relay.wait(10)
+            killed_at.append(high_watermarks(bootstrap, topic)[0])
+    finally:
+        live.join(120)
+    total = store.head_position()
+    assert total == 9000
+    assert killed_at[0] < total and killed_at[1] < total, "the relay finished before it was killed"
+    final = start_relay(store.url, bootstrap, topic, "--until-caught-up")
+    assert final.wait(120) == 0
+    (messages,) = read_topic(bootstrap, topic).values()
+    assert positions(messages) == list(range(1, total + 1))
+    stored = {e.position: e.event_id for e in store.read_all()}
+    assert all(
+        header(m.headers(), "event-id") == str(stored[p]).encode()
+        for p, m in zip(positions(messages), messages, strict=True)
+    )
