@@ -48,10 +48,14 @@ from firth.amqp.protocol.constants import (
     DEFAULT_FRAME_MAX,
     DEFAULT_HEARTBEAT,
     DEFAULT_MAX_MESSAGE_SIZE,
+    FRAME_BODY,
+    FRAME_END,
     FRAME_HEADER,
+    FRAME_HEADER_SIZE,
     FRAME_HEARTBEAT,
     FRAME_METHOD,
     FRAME_MIN_SIZE,
+    FRAME_OVERHEAD,
     PROTOCOL_HEADER,
     ReplyCode,
 )
@@ -63,10 +67,11 @@ from firth.amqp.protocol.errors import (
     frame_error,
 )
 from firth.amqp.protocol.frames import (
+    FRAME_HEADER_STRUCT,
+    FRAME_TYPES,
     HEARTBEAT_FRAME,
     encode_content,
     encode_method_frame,
-    parse_frame,
 )
 from firth.amqp.protocol.methods import (
     ChannelClose,
@@ -248,30 +253,59 @@ class AmqpConnection:
             yield event
 
     def next_event(self) -> Event | None:
-        """Decode buffered frames until one makes an event; ``None`` means more data is needed."""
+        """Decode buffered frames until one makes an event; ``None`` means more data is needed.
+
+        The frame layer is inlined here (it is ``frames.parse_frame``, kept in step by the
+        tests) and body frames of content in progress take a short path: this loop runs three
+        times per published message.
+        """
+        buf = self._in
         while True:
-            if self.state is State.CLOSED:
-                return None
-            if self.state is State.AWAIT_HEADER:
-                if not self._read_header():
+            state = self.state
+            if state is not State.OPEN and state is not State.CLOSING:
+                if state is State.CLOSED:
                     return None
-                continue
-            try:
-                parsed = parse_frame(self._in, self._in_pos, self.frame_max)
-            except AmqpConnectionError:
-                # The stream cannot be resynchronised after a bad frame: drop what is buffered
-                # and everything that follows; close() then ends the connection outright.
-                self._framing_broken = True
-                self._in.clear()
-                self._in_pos = 0
-                raise
-            if parsed is None:
+                if state is State.AWAIT_HEADER:
+                    if not self._read_header():
+                        return None
+                    continue
+            pos = self._in_pos
+            if len(buf) - pos < FRAME_HEADER_SIZE:
                 self._compact()
                 return None
-            frame, self._in_pos = parsed
-            event = self._on_frame(frame.type, frame.channel, frame.payload)
+            frame_type, channel, size = FRAME_HEADER_STRUCT.unpack_from(buf, pos)
+            if size + FRAME_OVERHEAD > self.frame_max:
+                raise self._framing_error(
+                    f"frame size {size + FRAME_OVERHEAD} exceeds frame_max {self.frame_max}"
+                )
+            if frame_type not in FRAME_TYPES:
+                raise self._framing_error(f"unknown frame type {frame_type}")
+            end = pos + FRAME_HEADER_SIZE + size
+            if len(buf) <= end:
+                self._compact()
+                return None
+            if buf[end] != FRAME_END:
+                raise self._framing_error(f"frame-end octet {buf[end]:#04x}, expected 0xce")
+            payload = bytes(buf[pos + FRAME_HEADER_SIZE : end])
+            self._in_pos = end + 1
+            if frame_type == FRAME_BODY and state is State.OPEN:
+                channel_state = self.channels.get(channel)
+                if channel_state is not None and not channel_state.closing:
+                    event = self._on_content_body(channel, channel_state, payload)
+                    if event is not None:
+                        return event
+                    continue
+            event = self._on_frame(frame_type, channel, payload)
             if event is not None:
                 return event
+
+    def _framing_error(self, text: str) -> AmqpConnectionError:
+        """The stream cannot be resynchronised after a bad frame: drop what is buffered and all
+        that follows; ``close()`` then ends the connection outright."""
+        self._framing_broken = True
+        self._in.clear()
+        self._in_pos = 0
+        return frame_error(text)
 
     def _compact(self) -> None:
         if self._in_pos:

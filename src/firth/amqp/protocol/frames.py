@@ -29,7 +29,8 @@ from firth.amqp.protocol.errors import frame_error
 from firth.amqp.protocol.methods import Method
 from firth.amqp.protocol.properties import BasicProperties, encode_properties
 
-_FRAME_HEADER = struct.Struct(">BHI")
+FRAME_HEADER_STRUCT = struct.Struct(">BHI")
+_FRAME_HEADER = FRAME_HEADER_STRUCT
 _CONTENT_HEADER_PREFIX = struct.Struct(">HHQ")
 FRAME_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT})
 
