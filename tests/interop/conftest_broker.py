@@ -62,6 +62,18 @@ class ConnectionClosed(Exception):
     """The broker closed the connection."""
 
 
+def encode_request(
+    api_key: int, version: int, fields: Mapping[str, Any], correlation_id: int = 1
+) -> bytes:
+    """A complete size-prefixed request frame; the body built from kio's schema class."""
+    header = RequestHeader(api_key, version, correlation_id, "firth-raw-test")
+    entity = build_entity(load_request_schema(api_key, version), fields)
+    body = io.BytesIO()
+    entity_writer(type(entity))(body, entity)
+    payload = encode_request_header(header) + body.getvalue()
+    return _SIZE.pack(len(payload)) + payload
+
+
 class RawClient:
     """One Kafka connection over a blocking socket; requests built from kio schema classes."""
 
@@ -90,16 +102,11 @@ class RawClient:
         fields: Mapping[str, Any],
         correlation_id: int | None = None,
     ) -> bytes:
-        """A complete size-prefixed request frame."""
+        """A complete size-prefixed request frame (next correlation id unless given)."""
         if correlation_id is None:
             self.correlation_id += 1
             correlation_id = self.correlation_id
-        header = RequestHeader(api_key, version, correlation_id, "firth-raw-test")
-        entity = build_entity(load_request_schema(api_key, version), fields)
-        body = io.BytesIO()
-        entity_writer(type(entity))(body, entity)
-        payload = encode_request_header(header) + body.getvalue()
-        return _SIZE.pack(len(payload)) + payload
+        return encode_request(api_key, version, fields, correlation_id)
 
     def _recv_exact(self, size: int) -> bytes:
         chunks = bytearray()
