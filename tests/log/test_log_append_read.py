@@ -215,6 +215,24 @@ def test_offset_for_timestamp_is_first_batch_reaching_it(log_dir):
             assert log.offset_for_timestamp(target) == model(target), target
 
 
+def test_max_timestamp_is_first_batch_with_the_largest(log_dir):
+    with Log.open(log_dir, SMALL) as log:
+        assert log.max_timestamp() is None
+        log.append(*make_batch(timestamp=-1))
+        assert log.max_timestamp() is None
+        expected = None
+        rng = random.Random(9)
+        for _ in range(120):
+            ts = rng.randint(0, 1000)
+            base = log.append(*make_batch(2, timestamp=ts, payload_size=rng.randint(0, 200)))
+            if expected is None or ts > expected.timestamp:
+                expected = TimestampOffset(ts, base)
+        assert len(log.segment_base_offsets) > 3
+        assert log.max_timestamp() == expected
+    with Log.open(log_dir, SMALL) as log:
+        assert log.max_timestamp() == expected
+
+
 def test_flush_from_a_thread_while_appending(log_dir):
     config = LogConfig(segment_bytes=64 * 1024)
     with Log.open(log_dir, config) as log:

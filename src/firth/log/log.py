@@ -296,6 +296,20 @@ class Log:
             raise StorageError(f"read of {self._directory} failed: {error}") from error
         return None
 
+    def max_timestamp(self) -> TimestampOffset | None:
+        """The largest batch maxTimestamp in the log and the base offset of the first batch
+        that has it (Kafka ListOffsets MAX_TIMESTAMP, per batch); None if no batch has a
+        timestamp. Reads only the segments' in-memory maxima."""
+        best: Segment | None = None
+        for segment in list(self._segments):
+            if segment.max_timestamp >= 0 and (
+                best is None or segment.max_timestamp > best.max_timestamp
+            ):
+                best = segment
+        if best is None:
+            return None
+        return TimestampOffset(best.max_timestamp, best.offset_of_max_timestamp)
+
     # -- durability ------------------------------------------------------------------------
 
     def flush(self) -> int:
