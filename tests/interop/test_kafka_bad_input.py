@@ -94,8 +94,8 @@ def _garbage(rng: random.Random, size: int) -> bytes:
             return data
 
 
-def _assert_closed(client: RawClient, what: str) -> None:
-    assert client.wait_closed(10), f"the broker kept the connection open after {what}"
+def _assert_closed(client: RawClient, what: str, timeout: float = 10.0) -> None:
+    assert client.wait_closed(timeout), f"the broker kept the connection open after {what}"
 
 
 # --- the cases: each sends its bad input and checks the broker's answer ------------------------
@@ -237,6 +237,44 @@ def case_sequence_gap(live: Live) -> None:
         live.acknowledged.update({b"ok-idem-0", b"ok-idem-1"})
     gap = values_batch([b"BAD-gap"], producer_id=producer_id, producer_epoch=epoch, base_sequence=5)
     _bad_produce(live, TOPIC, 1, gap, OUT_OF_ORDER_SEQUENCE_NUMBER)
+
+
+def case_good_and_bad_partition_in_one_request(live: Live) -> None:
+    """Partitions are judged one by one: the good batch is stored, the bad one refused."""
+    bad = bytearray(values_batch([b"BAD-mixed"]))
+    bad[-3] ^= 0x01
+    fields = produce_fields(TOPIC, 0, values_batch([b"ok-mixed"]))
+    fields["topic_data"][0]["partition_data"].append({"index": 1, "records": bytes(bad)})
+    with RawClient(live.bootstrap) as client:
+        end = _end_offset(client, TOPIC, 1)
+        response = client.request(0, 7, fields)
+        answers = {
+            int(p.index): int(p.error_code) for p in response.responses[0].partition_responses
+        }
+        assert answers == {0: 0, 1: CORRUPT_MESSAGE}
+        assert _end_offset(client, TOPIC, 1) == end
+    live.acknowledged.add(b"ok-mixed")
+
+
+def case_acks_0_bad_batch_closes_the_connection(live: Live) -> None:
+    """acks=0 gets no response, so Kafka signals a refused batch by closing the connection
+    (KafkaApis.handleProduceRequest: "Closing connection due to error during produce request");
+    the producer then notices, refreshes metadata and reconnects."""
+    batch = bytearray(values_batch([b"BAD-acks0"]))
+    batch[-3] ^= 0x01
+    with RawClient(live.bootstrap) as client:
+        end = _end_offset(client, TOPIC, 0)
+        client.send_raw(client.encode_request(0, 7, produce_fields(TOPIC, 0, bytes(batch), 0)))
+        _assert_closed(client, "an acks=0 Produce whose batch was refused", 3.0)
+    with RawClient(live.bootstrap) as client:
+        assert _end_offset(client, TOPIC, 0) == end
+        # A good acks=0 produce keeps its connection.
+        client.send_raw(
+            client.encode_request(0, 7, produce_fields(TOPIC, 0, values_batch([b"ok-acks0"]), 0))
+        )
+        assert client.request(18, 3, {}).error_code == 0
+        assert _end_offset(client, TOPIC, 0) == end + 1
+    live.acknowledged.add(b"ok-acks0")
 
 
 BURST = 3000
