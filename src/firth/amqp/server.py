@@ -1,0 +1,290 @@
+"""The asyncio front end for AMQP 0-9-1: sockets in, ``AmqpConnection`` events out.
+
+A thin adapter (STYLE.md 1-2): ``AmqpProtocol.data_received`` feeds the sans-IO connection,
+acts on each event and writes what the connection produced. What lives here and nowhere else:
+
+- the socket, the peer address (guest logs in from loopback only, as in RabbitMQ);
+- time: the handshake timeout (10 s, RabbitMQ's), heartbeats (we send one every half
+  interval; a peer silent for two intervals is dropped without a close handshake, as the spec
+  says), and the bounded wait for close-ok after we close;
+- write backpressure (``_Flow``): when the transport's buffer is full we stop reading, so a
+  client that does not read its deliveries cannot make us buffer without bound.
+
+Method dispatch is the ``HANDLERS`` table, method class → handler. This first cut implements
+negotiation, channels and heartbeats only, so the table is empty and every other method is
+answered with 540 NOT_IMPLEMENTED (connection.close), and the capabilities table advertises
+only ``authentication_failure_close``. Nothing is advertised that is not implemented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+
+from firth.amqp.protocol import (
+    AmqpChannelError,
+    AmqpConnection,
+    AmqpConnectionError,
+    AmqpError,
+    ConnectionClosed,
+    ConnectionOpened,
+    Event,
+    Message,
+    MethodFrame,
+    ProtocolHeaderError,
+    ReplyCode,
+)
+from firth.amqp.protocol.constants import DEFAULT_FRAME_MAX, DEFAULT_HEARTBEAT
+from firth.amqp.protocol.methods import Method
+from firth.amqp.protocol.negotiation import Credentials
+
+logger = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT_S = 10.0
+"""RabbitMQ's handshake_timeout: from accept to connection.open."""
+CLOSE_OK_TIMEOUT_S = 3.0
+"""How long we wait for close-ok after sending connection.close before dropping the socket."""
+
+IMPLEMENTED_CAPABILITIES: dict[str, bool] = {"authentication_failure_close": True}
+"""What this front end really does; grows as the broker side lands (see negotiation.py)."""
+
+Handler = Callable[["AmqpProtocol", int, Method | Message], None]
+HANDLERS: dict[type[Method], Handler] = {}
+"""Method class → handler for methods on open channels; absent means NOT_IMPLEMENTED."""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class _Flow:
+    """Write backpressure: reading stops while the transport says its buffer is full."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.writing_paused = False
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._transport.resume_reading()
+
+
+class AmqpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: AmqpServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.flow: _Flow | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.conn = AmqpConnection(
+            authenticate=self._authenticate,
+            capabilities=IMPLEMENTED_CAPABILITIES,
+            frame_max=server.frame_max,
+            heartbeat=server.heartbeat,
+        )
+        self._loop = asyncio.get_running_loop()
+        self._last_received = self._loop.time()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._heartbeat_interval = 0.0
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.flow = _Flow(transport)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.peer = (str(peer[0]), int(peer[1]))
+        self.server.connections.add(self)
+        self.server.all_closed.clear()
+        self._timers.append(self._loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_timeout))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self.server.connections.discard(self)
+        if not self.server.connections:
+            self.server.all_closed.set()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        self._last_received = self._loop.time()
+        self.conn.receive_data(data)
+        self._process()
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        conn = self.conn
+        while not conn.closed:
+            try:
+                event = conn.next_event()
+                if event is None:
+                    break
+                self._on_event(event)
+            except ProtocolHeaderError:
+                break
+            except AmqpChannelError as error:
+                conn.close_channel(error)
+            except AmqpConnectionError as error:
+                logger.info("closing AMQP connection from %s:%d: %s", *self.peer, error)
+                conn.close(error)
+                self._timers.append(self._loop.call_later(CLOSE_OK_TIMEOUT_S, self._abort))
+        self._flush()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, MethodFrame | Message):
+            method = event.method
+            handler = HANDLERS.get(type(method))
+            if handler is None:
+                raise AmqpConnectionError(
+                    ReplyCode.NOT_IMPLEMENTED,
+                    f"{method.NAME} is not implemented by this server yet",
+                    method.CLASS_ID,
+                    method.METHOD_ID,
+                )
+            handler(self, event.channel, event if isinstance(event, Message) else method)
+        elif isinstance(event, ConnectionOpened):
+            self._on_opened(event)
+        elif isinstance(event, ConnectionClosed):
+            logger.debug("AMQP connection from %s:%d closed: %s", *self.peer, event)
+
+    def _on_opened(self, event: ConnectionOpened) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if event.heartbeat:
+            self._heartbeat_interval = float(event.heartbeat)
+            self._schedule_heartbeat()
+
+    def _authenticate(self, credentials: Credentials) -> bool:
+        expected = self.server.users.get(credentials.username)
+        if expected is None or expected != credentials.password:
+            return False
+        if credentials.username in self.server.loopback_users:
+            return _is_loopback(self.peer[0])
+        return True
+
+    # -- output and timers -------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        data = self.conn.data_to_send()
+        if data:
+            transport.write(data)
+        if self.conn.closed:
+            transport.close()
+
+    def _schedule_heartbeat(self) -> None:
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(
+            self._loop.call_later(self._heartbeat_interval / 2, self._heartbeat_tick)
+        )
+
+    def _heartbeat_tick(self) -> None:
+        if self.transport is None or self.conn.closed:
+            return
+        silent_for = self._loop.time() - self._last_received
+        if silent_for > 2 * self._heartbeat_interval:
+            logger.info("AMQP client %s:%d missed heartbeats; dropping it", *self.peer)
+            self._abort()
+            return
+        self.conn.send_heartbeat()
+        self._flush()
+        self._schedule_heartbeat()
+
+    def _handshake_timeout(self) -> None:
+        if self.transport is not None:
+            logger.info("AMQP client %s:%d did not finish the handshake in time", *self.peer)
+            self._abort()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self, error: AmqpError | None = None) -> None:
+        """Start a server-initiated close (connection.close, then close-ok or timeout)."""
+        if self.conn.closed or self.transport is None:
+            return
+        self.conn.close(error)
+        self._flush()
+        self._timers.append(self._loop.call_later(CLOSE_OK_TIMEOUT_S, self._abort))
+
+
+class AmqpServer:
+    """Owns the listening socket and the live AMQP connections."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5672,
+        *,
+        users: Mapping[str, str] | None = None,
+        loopback_users: frozenset[str] = frozenset({"guest"}),
+        frame_max: int = DEFAULT_FRAME_MAX,
+        heartbeat: int = DEFAULT_HEARTBEAT,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.users = dict(users if users is not None else {"guest": "guest"})
+        self.loopback_users = loopback_users
+        self.frame_max = frame_max
+        self.heartbeat = heartbeat
+        self.connections: set[AmqpProtocol] = set()
+        self.all_closed = asyncio.Event()
+        self.all_closed.set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: AmqpProtocol(self), self.host, self.port, reuse_address=True, backlog=512
+        )
+        logger.info("AMQP listener on %s:%d", *self.address)
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Close every connection with 320 CONNECTION_FORCED; wait (bounded) for them to go."""
+        forced = AmqpConnectionError(
+            ReplyCode.CONNECTION_FORCED, "broker forced connection closure"
+        )
+        for connection in list(self.connections):
+            connection.close(forced)
+        try:
+            await asyncio.wait_for(self.all_closed.wait(), timeout)
+        except TimeoutError:
+            pass
+        for connection in list(self.connections):
+            connection._abort()
+        if self._server is not None:
+            await self._server.wait_closed()
