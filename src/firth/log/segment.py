@@ -19,7 +19,8 @@ Invariants:
 - batches are contiguous: each batch's baseOffset is the previous batch's last offset + 1, and
   the first one's is `base_offset`.
 - index entries point at batch starts; `indexes_saved` says whether the files on disk match
-  memory. Indexes are written only by `save_indexes`, when the segment is inactive or closing.
+  memory. Indexes are written only by `save_indexes`: once the segment is inactive, after
+  recovery, and at close.
 
 Concurrency: one owner thread appends, reads, rolls and truncates. A flush thread may call
 `sync()` on any segment and `save_indexes()` on inactive ones; both touch only state the owner
