@@ -209,6 +209,21 @@ def test_redeclare_must_be_equivalent() -> None:
     ):
         with pytest.raises(PreconditionFailed):
             router.declare_exchange("x", **change)  # type: ignore[arg-type]
+    # Other arguments may differ, as in RabbitMQ.
+    router.declare_exchange(
+        "x", "direct", durable=True, arguments={"alternate-exchange": "ae", "other": 1}
+    )
+
+
+def test_inequivalent_message_names_the_argument_like_rabbitmq() -> None:
+    router = Router()
+    router.declare_exchange("x", "direct", durable=True)
+    with pytest.raises(PreconditionFailed) as caught:
+        router.declare_exchange("x", "direct", durable=False)
+    assert caught.value.message == (
+        "inequivalent arg 'durable' for exchange 'x' in vhost '/': "
+        "received 'false' but current is 'true'"
+    )
 
 
 def test_unknown_exchange_type_is_command_invalid() -> None:

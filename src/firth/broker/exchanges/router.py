@@ -16,7 +16,7 @@ caller's business: ``Router.definitions()`` lists what a durable catalog must pe
 
 Declaration rules follow RabbitMQ: ``amq.*`` names and the default exchange cannot be declared
 (except passively) or deleted (ACCESS_REFUSED); a redeclare must match type, durable,
-auto-delete, internal and arguments (PRECONDITION_FAILED); an unknown type is COMMAND_INVALID.
+auto-delete, internal and ``alternate-exchange`` (PRECONDITION_FAILED); an unknown type is COMMAND_INVALID.
 An auto-delete exchange goes away when its last binding as source is removed.
 
 Not thread-safe: the broker calls it from its event loop only.
@@ -51,7 +51,7 @@ STANDARD_EXCHANGES: dict[str, tuple[str, bool]] = {
 """The pre-declared exchanges of every vhost: name → (type, internal). All durable."""
 
 SUPPORTED_EXCHANGE_ARGUMENTS = frozenset({"alternate-exchange"})
-"""Exchange arguments with an effect here; others are kept and compared, as RabbitMQ does."""
+"""Exchange arguments with an effect here; others are kept (RabbitMQ keeps them too)."""
 
 DestinationKind = Literal["queue", "exchange"]
 
@@ -154,18 +154,34 @@ class Exchange:
         internal: bool,
         arguments: Mapping[str, Any],
     ) -> str | None:
-        """``None`` if a redeclare with these values is equivalent, else what differs."""
-        if type_ != self.type:
-            return f"type '{type_}' but current is '{self.type}'"
-        if durable != self.durable:
-            return f"durable {durable} but current is {self.durable}"
-        if auto_delete != self.auto_delete:
-            return f"auto_delete {auto_delete} but current is {self.auto_delete}"
-        if internal != self.internal:
-            return f"internal {internal} but current is {self.internal}"
-        if freeze(arguments) != freeze(self.arguments):
-            return f"arguments {dict(arguments)} but current are {self.arguments}"
+        """``None`` if a redeclare with these values is equivalent, else what differs.
+
+        As in RabbitMQ, only ``alternate-exchange`` among the arguments must match; other
+        exchange arguments may differ on redeclare.
+        """
+        checks: tuple[tuple[str, Any, Any], ...] = (
+            ("type", type_, self.type),
+            ("durable", durable, self.durable),
+            ("auto_delete", auto_delete, self.auto_delete),
+            ("internal", internal, self.internal),
+            (
+                "alternate-exchange",
+                freeze(arguments.get("alternate-exchange")),
+                freeze(self.arguments.get("alternate-exchange")),
+            ),
+        )
+        for name, received, current in checks:
+            if received != current:
+                return f"arg '{name}' for exchange '{self.name}': received {_show(received)} but current is {_show(current)}"
         return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"'{str(value).lower()}'"
+    if value is None:
+        return "none"
+    return f"'{value}'"
 
 
 class Router:
@@ -227,10 +243,8 @@ class Router:
         if existing is not None:
             difference = existing.equivalent(type_, durable, auto_delete, internal, arguments)
             if difference is not None:
-                raise PreconditionFailed(
-                    f"inequivalent arg for exchange '{name}' in vhost '{self.vhost}': "
-                    f"received {difference}"
-                )
+                head, _, tail = difference.partition(": ")
+                raise PreconditionFailed(f"inequivalent {head} in vhost '{self.vhost}': {tail}")
             return existing
         exchange = Exchange(name, type_, durable, auto_delete, internal, arguments)
         self.exchanges[name] = exchange
