@@ -1,13 +1,14 @@
 """Durability: a SIGKILLed broker keeps every message it acknowledged with acks=all.
 
 A producer in another process (confluent-kafka, acks=all, idempotence on) sends a numbered
-stream to a 3-partition topic at a steady rate and writes each acknowledged
+stream to a 3-partition topic at a steady rate until told to stop, and writes each acknowledged
 (partition, offset, value) to a file, flushing every line, as the delivery reports arrive. The
-broker is killed with SIGKILL mid-stream, restarted on the same data folder, the producer carries
-on (its retries and the backlog built up while the broker was down), and the broker is killed and
-restarted once more. When the producer has finished, every partition is read from the beginning:
-each acknowledged message must be at its acknowledged offset, and each partition must hold its
-share of the stream in order with nothing written twice.
+broker is killed with SIGKILL mid-stream and restarted on the same data folder; the producer
+carries on (its retries, then the backlog built up while the broker was down); the broker is
+killed and restarted once more; after more acknowledgements the producer is told to stop and
+flushes. Then every partition is read from the beginning: each acknowledged message must be at
+its acknowledged offset, and each partition must hold its share of the stream in order with
+nothing written twice.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from .conftest_broker import create_topic, read_partition, wait_for
 
 TOPIC = "durable"
 PARTITIONS = 3
-TOTAL = 30_000
 RATE = 4_000  # messages per second the producer enqueues
 ACKS_BETWEEN_KILLS = 2_000
 KILLS = 2
@@ -34,8 +34,10 @@ PRODUCER = """
 import sys, time
 from confluent_kafka import Producer
 
-bootstrap, topic, total, rate, partitions, ack_path = sys.argv[1:]
-total, rate, partitions = int(total), float(rate), int(partitions)
+import os
+
+bootstrap, topic, rate, partitions, ack_path, stop_path = sys.argv[1:]
+rate, partitions = float(rate), int(partitions)
 producer = Producer({
     "bootstrap.servers": bootstrap,
     "acks": "all",
@@ -56,15 +58,18 @@ def on_delivery(err, msg):
     out.flush()
 
 start = time.monotonic()
-for i in range(total):
-    due = start + i / rate
+sent = 0
+while not os.path.exists(stop_path):
+    due = start + sent / rate
     while time.monotonic() < due:
         producer.poll(0.002)
-    producer.produce(topic, value=str(i).encode(), partition=i % partitions,
+    producer.produce(topic, value=str(sent).encode(), partition=sent % partitions,
                      on_delivery=on_delivery)
     producer.poll(0)
+    sent += 1
 left = producer.flush(150)
 out.close()
+print(f"sent {sent}")
 sys.exit(0 if left == 0 else 3)
 """
 
@@ -85,6 +90,7 @@ def _acked_at_least(path: Path, count: int) -> Callable[[], bool]:
 @pytest.mark.timeout(240)
 def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
     ack_path = tmp_path / "acks.txt"
+    stop_path = tmp_path / "stop"
     script = tmp_path / "producer.py"
     script.write_text(PRODUCER)
     with broker_process(tmp_path / "data", num_partitions=PARTITIONS) as broker:
@@ -95,33 +101,37 @@ def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
                 str(script),
                 broker.bootstrap,
                 TOPIC,
-                str(TOTAL),
                 str(RATE),
                 str(PARTITIONS),
                 str(ack_path),
+                str(stop_path),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         try:
             acked_at_kill = 0
-            for kill in range(KILLS):
+            for kill in range(KILLS + 1):
                 threshold = acked_at_kill + ACKS_BETWEEN_KILLS
                 wait_for(
                     _acked_at_least(ack_path, threshold),
                     90,
-                    f"{threshold} acknowledgements before kill #{kill + 1}",
+                    f"{threshold} acknowledgements after start #{kill + 1}",
                 )
-                assert producer.poll() is None, "the producer finished before the kill"
+                assert producer.poll() is None, "the producer stopped on its own"
+                if kill == KILLS:
+                    break
+                # The producer is mid-stream: sending at RATE, requests in flight.
                 broker.kill()
                 acked_at_kill = len(_ack_lines(ack_path))
-                assert acked_at_kill < TOTAL, "the kill did not land mid-stream"
                 broker.start()
+            stop_path.touch()
             output, _ = producer.communicate(timeout=180)
             assert producer.returncode == 0, (
                 f"producer exited {producer.returncode}: {output.decode(errors='replace')}\n"
                 f"broker log:\n{broker.log_text()[-4000:]}"
             )
+            total = int(output.decode().split("sent ")[-1].split()[0])
         finally:
             if producer.poll() is None:
                 producer.kill()
@@ -139,7 +149,7 @@ def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
             acked_values.add(value)
             assert offset not in acked[partition], f"offset {partition}/{offset} acked twice"
             acked[partition][offset] = value
-        assert acked_values == set(range(TOTAL))
+        assert acked_values == set(range(total))
 
         for partition in range(PARTITIONS):
             stored = read_partition(broker.bootstrap, TOPIC, partition)
@@ -157,7 +167,7 @@ def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
             values = [int(value or b"-1") for _, value in stored]
             # Per-partition order, and no duplicates: this partition's share of the stream,
             # exactly once each, in the order it was sent.
-            expected = list(range(partition, TOTAL, PARTITIONS))
+            expected = list(range(partition, total, PARTITIONS))
             assert values == expected, (
                 f"partition {partition} holds {len(values)} values, expected {len(expected)}; "
                 f"first difference at index {_first_difference(values, expected)}"
