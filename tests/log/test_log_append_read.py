@@ -16,6 +16,7 @@ from firth.log import (
     LogConfig,
     OffsetOutOfRange,
     RecordTooLarge,
+    StorageError,
     TimestampOffset,
 )
 from firth.log.files import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name
@@ -307,3 +308,30 @@ def test_delete_removes_directory(log_dir):
     log.append(*make_batch())
     log.delete()
     assert not os.path.exists(log_dir)
+
+
+def test_failed_fsync_makes_the_log_refuse_appends_and_flushes(log_dir, monkeypatch):
+    import errno
+
+    log = Log.open(log_dir)
+    log.append(*make_batch())
+    assert log.flush() == 1
+    log.append(*make_batch())
+
+    def failing_fdatasync(fd: int) -> None:
+        raise OSError(errno.EIO, "simulated I/O error")
+
+    monkeypatch.setattr(os, "fdatasync", failing_fdatasync)
+    with pytest.raises(StorageError) as raised:
+        log.flush()
+    assert raised.value.error_code == 56
+    monkeypatch.undo()
+    assert log.flushed_offset == 1  # nothing claimed beyond the last good fsync
+    with pytest.raises(StorageError):
+        log.flush()  # a retry must not "succeed" after the kernel may have dropped the pages
+    with pytest.raises(StorageError):
+        log.append(*make_batch())
+    log.close()  # releases without the clean-shutdown marker
+    with Log.open(log_dir) as reopened:
+        assert not reopened.load_report.clean_shutdown
+        assert reopened.log_end_offset == 2  # recovered from what the files hold

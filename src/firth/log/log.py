@@ -40,7 +40,14 @@ from collections.abc import Callable, Iterator
 
 from firth.log.checkpoints import fsync_directory, write_clean_marker, write_recovery_point
 from firth.log.config import LogConfig
-from firth.log.errors import CorruptBatch, LogClosed, OffsetOutOfRange, RecordTooLarge, StorageError
+from firth.log.errors import (
+    CorruptBatch,
+    LogClosed,
+    LogError,
+    OffsetOutOfRange,
+    RecordTooLarge,
+    StorageError,
+)
 from firth.log.loader import LoadReport, load_segments
 from firth.log.positions import FetchSlices, TimestampOffset
 from firth.log.records_file import iter_batches
@@ -84,6 +91,11 @@ class Log:
         self._checkpoint_base: int | None = None
         self._retired: list[tuple[int, Segment]] = []
         self._closed = False
+        self._failure: str | None = None
+        """Set when an fsync of log data failed. After a failed fsync the kernel may have
+        dropped the dirty pages and a retry can succeed without writing them, so the log can
+        no longer promise durability: it refuses appends and flushes until reopened (which
+        recovers from what is really on disk)."""
         self.load_report = report
 
     @classmethod
@@ -175,8 +187,8 @@ class Log:
         config = self._config
         if size > config.max_message_bytes:
             raise RecordTooLarge(f"batch of {size} bytes exceeds {config.max_message_bytes}")
-        if self._closed:
-            raise LogClosed(f"log {self._directory} is closed")
+        if self._closed or self._failure is not None:
+            raise self._unusable()
         base_offset = self._next_offset
         next_offset = base_offset + header.last_offset_delta + 1
         max_timestamp = header.max_timestamp
@@ -225,6 +237,11 @@ class Log:
                 raise StorageError(f"roll of {self._directory} failed: {error}") from error
 
     # -- reads -----------------------------------------------------------------------------
+
+    def _unusable(self) -> LogError:
+        if self._closed:
+            return LogClosed(f"log {self._directory} is closed")
+        return StorageError(f"log {self._directory} failed to fsync: {self._failure}")
 
     def _check_range(self, offset: int) -> None:
         if offset < self._segments[0].base_offset or offset > self._next_offset:
@@ -321,6 +338,8 @@ class Log:
         with self._flush_lock:
             if self._closed:
                 return self._flushed_offset
+            if self._failure is not None:
+                raise self._unusable()
             with self._lock:
                 end = self._next_offset
                 segments = list(self._segments)
@@ -329,7 +348,11 @@ class Log:
             try:
                 for segment in segments:
                     if segment.flushed_size < segment.size:
-                        segment.sync()
+                        try:
+                            segment.sync()
+                        except OSError as error:
+                            self._failure = str(error)
+                            raise
                 for segment in segments[:-1]:
                     if not segment.indexes_saved:
                         segment.save_indexes()
@@ -421,6 +444,9 @@ class Log:
         """Flush, seal and save every index, then write the clean-shutdown marker."""
         with self._flush_lock:
             if self._closed:
+                return
+            if self._failure is not None:
+                self._release()  # no marker: what is on disk must be recovered
                 return
             try:
                 for segment in self._segments:
