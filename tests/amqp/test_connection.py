@@ -449,3 +449,23 @@ def test_close_crossing_peer_close_is_answered() -> None:
     events = feed(conn, method(0, pika.spec.Connection.Close(320, "forced", 0, 0)))
     assert events == [ConnectionClosed(320, "forced", by_peer=True)]
     assert isinstance(methods_of(conn.data_to_send())[0], pika.spec.Connection.CloseOk)
+
+
+def test_a_whole_session_byte_by_byte_gives_the_same_events_as_whole() -> None:
+    session = b"".join(
+        (
+            handshake_bytes(frame_max=4096),
+            method(1, pika.spec.Channel.Open()),
+            method(2, pika.spec.Channel.Open()),
+            content(1, pika.spec.Basic.Publish(exchange="x", routing_key="k"), b"a" * 9000, 4096),
+            method(2, pika.spec.Basic.Ack(delivery_tag=3)),
+            pika.frame.Heartbeat().marshal(),
+            method(1, pika.spec.Channel.Close(200, "bye", 0, 0)),
+            method(0, pika.spec.Connection.Close(200, "bye", 0, 0)),
+        )
+    )
+    whole_conn, bytewise_conn = AmqpConnection(), AmqpConnection()
+    whole = feed(whole_conn, session)
+    assert feed_bytewise(bytewise_conn, session) == whole
+    assert whole_conn.data_to_send() == bytewise_conn.data_to_send()
+    assert len(whole) == 8 and whole_conn.closed

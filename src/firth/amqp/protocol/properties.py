@@ -199,6 +199,13 @@ class ContentHeader:
     def __repr__(self) -> str:
         return f"ContentHeader(class_id={self.class_id}, body_size={self.body_size})"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ContentHeader):
+            return NotImplemented
+        return self.payload == other.payload
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 def encode_content_header(
     body_size: int, properties: BasicProperties | bytes, class_id: int = CLASS_BASIC
