@@ -375,3 +375,63 @@ def test_nothing_bad_was_stored(live: Live) -> None:
             stored.update(values)
     missing = live.acknowledged - stored
     assert not missing, f"acknowledged but not stored: {sorted(missing)[:5]}"
+
+
+@pytest.mark.timeout(60)
+def test_a_client_that_never_reads_its_responses_cannot_exhaust_memory(tmp_path: Path) -> None:
+    """Pipelined fetches whose ~1 MiB responses are never read must not pile up in the broker.
+
+    Kafka reads the next request of a connection only once the previous response is sent, so
+    such a client costs it about one response. Firth may keep more in flight, but the memory a
+    single connection can pin has to stay bounded (here: well under the ~300 MiB the responses
+    add up to).
+    """
+    requests, limit_mib = 300, 128
+    with broker_process(tmp_path / "data", auto_create_topics=False) as broker:
+        create_topic(broker.bootstrap, "slow", 1)
+        with RawClient(broker.bootstrap) as client:
+            for _ in range(16):
+                error, _ = produce_raw(client, "slow", 0, values_batch([b"z" * 4000] * 16))
+                assert error == 0
+        fetch = {
+            "replica_id": -1,
+            "max_wait": 0,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic": "slow",
+                    "partitions": [
+                        {
+                            "partition": 0,
+                            "current_leader_epoch": -1,
+                            "fetch_offset": 0,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": 1 << 20,
+                        }
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        }
+        burst = b"".join(encode_request(1, 11, fetch, i) for i in range(requests))
+        baseline = proc_status_kib(broker.pid, "VmHWM")
+        sock = socket.create_connection(tuple_address(broker.bootstrap))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            sock.sendall(burst)
+            deadline = time.monotonic() + 4
+            grown_mib = 0.0
+            while time.monotonic() < deadline and grown_mib <= limit_mib:
+                grown_mib = (proc_status_kib(broker.pid, "VmHWM") - baseline) / 1024
+                time.sleep(0.05)
+            assert grown_mib <= limit_mib, (
+                f"one connection that does not read made the broker grow {grown_mib:.0f} MiB"
+            )
+        finally:
+            sock.close()
+        produce_and_consume_one(broker.bootstrap, "slow", b"ok-after-slow-reader")
