@@ -28,6 +28,14 @@ from firth.log.files import (
 SMALL = LogConfig(segment_bytes=2048, index_interval_bytes=200)
 
 
+@pytest.fixture
+def no_fsync(monkeypatch):
+    """For tests that reopen a log hundreds of times: what they check is the content recovery
+    keeps, not durability, and fsyncs on a shared disk would make them slow."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    monkeypatch.setattr(os, "fdatasync", lambda fd: None)
+
+
 def build(log_dir: str, count: int, config: LogConfig, seed: int, *, clean: bool = False):
     """Append `count` random batches; return [(base, bytes)] in order."""
     rng = random.Random(seed)
@@ -96,7 +104,7 @@ def test_zeros_after_the_last_batch_are_cut(log_dir):
     assert_prefix(log_dir, batches, len(batches), LogConfig())
 
 
-def test_truncation_at_every_byte_of_the_last_batch(tmp_path):
+def test_truncation_at_every_byte_of_the_last_batch(tmp_path, no_fsync):
     original = str(tmp_path / "original")
     batches = build(original, 12, LogConfig(index_interval_bytes=64), seed=2)
     total = sum(len(data) for _, data in batches)
@@ -116,7 +124,7 @@ def flip_positions(size: int) -> list[int]:
     return [p for p in range(size) if not 12 <= p < 16]
 
 
-def test_flipped_bits_keep_exactly_the_batches_before(tmp_path):
+def test_flipped_bits_keep_exactly_the_batches_before(tmp_path, no_fsync):
     rng = random.Random(3)
     original = str(tmp_path / "original")
     config = LogConfig(index_interval_bytes=300)
