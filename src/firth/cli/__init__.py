@@ -62,8 +62,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(
     hooks: dict[str, Callable[[argparse.Namespace], int]] | None = None,
+    command: str | None = None,
 ) -> argparse.ArgumentParser:
-    """The whole argparse tree; hook commands found are recorded in ``hooks`` (name → run)."""
+    """The argparse tree; hook commands found are recorded in ``hooks`` (name → run).
+
+    With ``command`` naming a built-in command, only that command is registered, so that e.g.
+    ``firth serve`` loads neither librdkafka nor the hook modules; otherwise (help, a hook
+    command, a typo) every command is.
+    """
     parser = _Parser(
         prog="firth",
         description="Firth: a Kafka-compatible message broker and event store in one process.",
@@ -78,16 +84,29 @@ def build_parser(
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
     client_options = _client_options_parser()
-    for module_name in BUILTIN.values():
+    chosen = [BUILTIN[command]] if command in BUILTIN else list(BUILTIN.values())
+    for module_name in chosen:
         module = importlib.import_module(module_name)
         module.register(subparsers, [client_options])
-    for module_name in HOOK_MODULES:
-        _register_hook(subparsers, module_name, hooks if hooks is not None else {})
+    if command not in BUILTIN:
+        for module_name in HOOK_MODULES:
+            _register_hook(subparsers, module_name, hooks if hooks is not None else {})
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv``: the top-level options take no values, so it is the first
+    word not starting with "-" (None when there is none, or when help is asked for first)."""
+    for word in argv:
+        if word in ("-h", "--help", "--version"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
 def _client_options_parser() -> argparse.ArgumentParser:
-    from firth.cli.client import add_client_options
+    from firth.cli.options import add_client_options
 
     parent = argparse.ArgumentParser(add_help=False)
     add_client_options(parent)
@@ -114,8 +133,9 @@ def _register_hook(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``firth`` command line; returns the process exit code."""
     hooks: dict[str, Callable[[argparse.Namespace], int]] = {}
-    parser = build_parser(hooks)
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(hooks, _command_in(words))
+    args = parser.parse_args(words)
     if args.verbose:
         _log_to_stderr()
     handler = hooks.get(args.command) or getattr(args, "handler", None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -21,11 +20,30 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from firth.cli.errors import BrokerRefused, BrokerUnreachable, UsageError
+from firth.cli.options import (  # re-exported: hook modules add these options too
+    BOOTSTRAP_ENV,
+    add_client_options,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from firth.config import ConfigError, parse_host_port
 
-BOOTSTRAP_ENV = "FIRTH_BOOTSTRAP"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_TIMEOUT_S = 10.0
+__all__ = [
+    "BOOTSTRAP_ENV",
+    "add_client_options",
+    "client_config",
+    "key_values",
+    "non_negative_int",
+    "partitions_of",
+    "positive_float",
+    "positive_int",
+    "probe",
+    "translate",
+    "translate_error",
+    "unreachable",
+]
+
 # How long a broker may take to accept a TCP connection before librdkafka gives up on it.
 CONNECT_TIMEOUT_MS = 3000
 
@@ -47,50 +65,6 @@ _UNREACHABLE = frozenset(
 _DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
 # One metadata attempt of the probe lasts at most this long.
 PROBE_SLICE_S = 0.5
-
-
-def add_client_options(parser: argparse.ArgumentParser) -> None:
-    """Add --bootstrap and --timeout to a client subcommand's parser (hooks may reuse this)."""
-    parser.add_argument(
-        "--bootstrap",
-        metavar="HOST:PORT",
-        default=os.environ.get(BOOTSTRAP_ENV, DEFAULT_BOOTSTRAP),
-        help=f"broker to talk to (default: ${BOOTSTRAP_ENV} or {DEFAULT_BOOTSTRAP})",
-    )
-    parser.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=positive_float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"give up on an unanswered broker after this long (default: {DEFAULT_TIMEOUT_S:g})",
-    )
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def key_values(pairs: Iterable[str] | None, what: str) -> list[tuple[str, str]]:
