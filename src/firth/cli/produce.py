@@ -39,6 +39,8 @@ COMPRESSION = ("none", "gzip", "snappy", "lz4", "zstd")
 ACKS = ("all", "1", "0")
 # How long librdkafka keeps retrying one message before reporting it failed.
 MIN_DELIVERY_TIMEOUT_S = 30.0
+# How long to wait for outstanding acknowledgements after Ctrl-C.
+INTERRUPTED_FLUSH_S = 3.0
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -127,6 +129,10 @@ def produce(args: argparse.Namespace) -> int:
             f"there is no partition {args.partition}"
         )
     tally = _Tally()
+    if sys.stdin.isatty():
+        stderr_console().print(
+            f"type messages for {args.topic}, one per line; Ctrl-D to finish", style="dim"
+        )
     extra: dict[str, Any] = {} if args.partition is None else {"partition": args.partition}
     if headers:
         extra["headers"] = headers
@@ -148,7 +154,11 @@ def produce(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     # flush() returns how many messages are still waiting; they fail after message.timeout.ms.
-    producer.flush(delivery_timeout_s + 5)
+    # After Ctrl-C, wait only briefly: the person wants out, and the report says what is missing.
+    try:
+        producer.flush(INTERRUPTED_FLUSH_S if interrupted else delivery_timeout_s + 5)
+    except KeyboardInterrupt:
+        interrupted = True
     _report(args, tally)
     if problem is not None:
         raise problem
