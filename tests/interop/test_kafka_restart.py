@@ -10,6 +10,9 @@ idle connection and a long-polling fetch open.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,15 @@ import pytest
 from firth.testing import broker_process
 
 from .conftest_broker import (
+    ConnectionClosed,
     RawClient,
     alter_topic_configs,
     create_topic,
     describe_topic_configs,
+    encode_request,
     init_producer_id,
     list_offsets,
+    produce_fields,
     produce_raw,
     read_partition,
     topic_partition_counts,
@@ -244,3 +250,56 @@ def test_acknowledged_admin_changes_survive_sigkill(tmp_path: Path) -> None:
         create_topic(broker.bootstrap, "admin-b", 3)
         with RawClient(broker.bootstrap) as client:
             assert [list_offsets(client, "admin-b", p) for p in range(3)] == [(0, 0)] * 3
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_during_a_pipelined_burst_keeps_every_answered_write(tmp_path: Path) -> None:
+    """SIGTERM while acks=all produce requests stream in: the process exits 0 within its bound,
+    every write it answered is stored at the answered offset, and what is stored is a prefix of
+    the burst, in order, each write once."""
+    burst = 6000
+    with broker_process(tmp_path / "data", shutdown_timeout_s=SHUTDOWN_TIMEOUT_S) as broker:
+        create_topic(broker.bootstrap, "burst", 1)
+        frames = b"".join(
+            encode_request(0, 7, produce_fields("burst", 0, values_batch([f"ok-{i}".encode()])), i)
+            for i in range(burst)
+        )
+        client = RawClient(broker.bootstrap)
+
+        def send() -> None:
+            try:
+                client.send_raw(frames)
+            except OSError:
+                pass  # the broker closed the connection while we were still sending
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        answered: dict[int, int] = {}  # request index -> base offset
+        signalled_at = 0.0
+        try:
+            while True:
+                index, response = client.read_response(0, 7)
+                part = response.responses[0].partition_responses[0]
+                assert int(part.error_code) == 0, part
+                answered[index] = int(part.base_offset)
+                if len(answered) == 100:
+                    signalled_at = time.monotonic()
+                    os.kill(broker.pid, signal.SIGTERM)
+        except ConnectionClosed:
+            pass
+        finally:
+            client.close()
+            sender.join(10)
+        assert signalled_at, "the burst ended before the stop began"
+        # A second SIGTERM would force the exit; wait for the first to complete.
+        wait_for(lambda: not broker.running(), SHUTDOWN_TIMEOUT_S, "the graceful stop to end")
+        assert broker.returncode == 0, broker.log_text()[-3000:]
+        assert sorted(answered) == list(range(len(answered))), "responses out of order"
+
+        broker.start()
+        stored = read_partition(broker.bootstrap, "burst", 0)
+        values = [value for _, value in stored]
+        assert values == [f"ok-{i}".encode() for i in range(len(values))]
+        assert len(values) >= len(answered)
+        for index, offset in answered.items():
+            assert stored[offset] == (offset, f"ok-{index}".encode())
