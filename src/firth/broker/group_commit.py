@@ -43,16 +43,32 @@ class GroupCommit:
         """Flush rounds completed; with `waits` it tells how many writes shared each fsync."""
         self.waits = 0
 
-    async def wait_durable(self, log: Flushable, end_offset: int) -> None:
-        """Return once every offset below `end_offset` of `log` is on disk."""
+    def durable_future(self, log: Flushable, end_offset: int) -> asyncio.Future[None] | None:
+        """A future resolved once every offset below `end_offset` of `log` is on disk (or
+        failed with the flush's error); None if they already are.
+
+        A plain future rather than a coroutine, so that a request waiting for several
+        partitions gathers futures without wrapping each in a task.
+        """
         if not self.enabled or log.flushed_offset >= end_offset:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(log, []).append((end_offset, future))
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiters = self._waiters.get(log)
+        if waiters is None:
+            self._waiters[log] = [(end_offset, future)]
+        else:
+            waiters.append((end_offset, future))
         self.waits += 1
         if self._round is None:
-            self._round = asyncio.get_running_loop().create_task(self._run())
-        await future
+            self._round = loop.create_task(self._run())
+        return future
+
+    async def wait_durable(self, log: Flushable, end_offset: int) -> None:
+        """Return once every offset below `end_offset` of `log` is on disk."""
+        future = self.durable_future(log, end_offset)
+        if future is not None:
+            await future
 
     def mark_dirty(self, log: Flushable) -> None:
         """Note a log with unflushed appends nobody waits for; `flush_dirty` syncs it later."""

@@ -26,7 +26,6 @@ from firth.kafka.protocol.produce import (
     encode_produce_response,
 )
 from firth.kafka.protocol.validation import validate_produce_records
-from firth.log import Log
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,9 @@ async def produce(ctx: RequestContext) -> bytes | None:
     catalog = broker.catalog
     acks = request.acks
     results: list[tuple[str, list[PartitionProduceResult]]] = []
-    durable: list[tuple[int, int, Log, int]] = []  # (topic index, result index, log, end offset)
+    # (topic index, result index, future resolved when the append is on disk)
+    durable: list[tuple[int, int, asyncio.Future[None]]] = []
+    group_commit = broker.group_commit
     for topic_data in request.topics:
         topic = catalog.topics.get(topic_data.name)
         topic_results: list[PartitionProduceResult] = []
@@ -85,16 +86,15 @@ async def produce(ctx: RequestContext) -> bytes | None:
                 )
             )
             if acks == ACKS_ALL:
-                durable.append((len(results), len(topic_results) - 1, log, log.log_end_offset))
+                future = group_commit.durable_future(log, log.log_end_offset)
+                if future is not None:
+                    durable.append((len(results), len(topic_results) - 1, future))
             else:
-                broker.group_commit.mark_dirty(log)
+                group_commit.mark_dirty(log)
         results.append((topic_data.name, topic_results))
     if durable:
-        outcomes = await asyncio.gather(
-            *(broker.group_commit.wait_durable(log, end) for _, _, log, end in durable),
-            return_exceptions=True,
-        )
-        for (topic_index, result_index, _log, _end), outcome in zip(durable, outcomes, strict=True):
+        outcomes = await asyncio.gather(*(f for _, _, f in durable), return_exceptions=True)
+        for (topic_index, result_index, _future), outcome in zip(durable, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 logger.error("fsync failed: %s", outcome)
                 old = results[topic_index][1][result_index]
