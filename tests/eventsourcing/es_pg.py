@@ -60,11 +60,12 @@ class PgServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(timeout: float = 60.0) -> PgServer:
+def start(timeout: float = 60.0, *, durable: bool = False, parent: str | None = None) -> PgServer:
+    """Start a server; `durable` keeps fsync on (benchmarks), `parent` is where its folder goes."""
     initdb, postgres = find_bin("initdb"), find_bin("postgres")
     if not initdb or not postgres:
         raise FileNotFoundError("no PostgreSQL binaries (initdb, postgres) on this machine")
-    folder = tempfile.mkdtemp(prefix="firth-es-pg-")
+    folder = tempfile.mkdtemp(prefix="firth-es-pg-", dir=parent)
     prefix: list[str] = []
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
@@ -84,30 +85,13 @@ def start(timeout: float = 60.0) -> PgServer:
         env={**os.environ, "LC_ALL": "C"},
     )
     port = _free_port()
+    settings = {"listen_addresses": "127.0.0.1", "max_connections": "200", "shared_buffers": "32MB"}
+    if not durable:
+        settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    options = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
     log = open(os.path.join(folder, "postgres.log"), "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [
-            *prefix,
-            postgres,
-            "-D",
-            data,
-            "-p",
-            str(port),
-            "-k",
-            folder,
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "shared_buffers=32MB",
-        ],
+        [*prefix, postgres, "-D", data, "-p", str(port), "-k", folder, *options],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

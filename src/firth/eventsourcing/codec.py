@@ -12,19 +12,19 @@ from typing import Any
 
 from firth.eventsourcing.errors import SerializationError
 
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
-def encode(value: Any, what: str) -> str:
-    """Encode `value` as compact JSON, or raise `SerializationError` naming `what`."""
+def encode(value: Any) -> str:
+    """Encode `value` as compact JSON, or raise `SerializationError` saying why not."""
     try:
-        text = _encoder.encode(value)
+        text = _encode(value)
     except (TypeError, ValueError) as exc:
-        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from None
+        raise SerializationError(f"not JSON-serialisable: {exc}") from None
     except RecursionError:
-        raise SerializationError(f"{what} is not JSON-serialisable: it refers to itself") from None
+        raise SerializationError("not JSON-serialisable: it refers to itself") from None
     if "\\u0000" in text:
-        raise SerializationError(f"{what} contains a NUL character, which JSON stores cannot hold")
+        raise SerializationError("contains a NUL character, which JSON stores cannot hold")
     return text
 
 

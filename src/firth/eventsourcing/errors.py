@@ -38,7 +38,7 @@ class DuplicateEventError(EventStoreError):
 
     code = "duplicate-event-id"
 
-    def __init__(self, stream_id: str, event_id: str) -> None:
+    def __init__(self, stream_id: str, event_id: object) -> None:
         self.stream_id = stream_id
         self.event_id = event_id
         super().__init__(f"event id {event_id} is already stored and not as part of this append")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -186,9 +187,9 @@ class PostgresEventStore(EventStore):
 
     # -- appends ---------------------------------------------------------------------------
 
-    def _stored_ids(self, events: list[EncodedEvent]) -> dict[str, tuple[str, int]]:
+    def _stored_ids(self, events: list[EncodedEvent]) -> dict[uuid.UUID, tuple[str, int]]:
         rows = self._query(
-            "SELECT event_id::text, stream_id, version FROM events WHERE event_id = ANY(%s::uuid[])",
+            "SELECT event_id, stream_id, version FROM events WHERE event_id = ANY(%s::uuid[])",
             ([event.event_id for event in events],),
         )
         return {row[0]: (row[1], row[2]) for row in rows}
@@ -363,7 +364,7 @@ class PostgresEventStore(EventStore):
     # -- snapshots, checkpoints, transactions, leases ---------------------------------------
 
     def save_snapshot(self, stream_id: str, version: int, type: str, state: Any) -> None:
-        text = encode(state, f"snapshot of {stream_id!r}")
+        text = encode(state)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO snapshots (stream_id, version, type, state) VALUES (%s, %s, %s, %s::jsonb)"

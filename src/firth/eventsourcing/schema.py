@@ -7,7 +7,8 @@ with what correctness needs:
   identity column assigned under the append lock, so id order is commit order).
 - `stream_id` TEXT (not a UUID: streams are named like "account-42") and `version`, with
   UNIQUE(stream_id, version) for optimistic concurrency.
-- `event_id` UNIQUE: idempotent appends, and a stable key for deduplication downstream.
+- `event_id` UNIQUE: idempotent appends, and a stable key for deduplication downstream
+  (PostgreSQL: uuid; SQLite: the 16 UUID bytes, a much cheaper unique index than 36 characters).
 - `type` TEXT (qualified type names outgrow short varchar limits), `data` and `metadata` JSON
   (jsonb on PostgreSQL), `category` (stream id before the first '-') indexed with position for
   category reads, `recorded_at` (timestamptz; REAL unix seconds on SQLite).
@@ -43,7 +44,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 position    INTEGER PRIMARY KEY AUTOINCREMENT,
                 stream_id   TEXT    NOT NULL,
                 version     INTEGER NOT NULL,
-                event_id    TEXT    NOT NULL UNIQUE,
+                event_id    BLOB    NOT NULL UNIQUE,
                 type        TEXT    NOT NULL,
                 category    TEXT    NOT NULL,
                 data        TEXT    NOT NULL,

@@ -90,7 +90,7 @@ def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
         type=type_,
         data=decode(data),
         metadata=decode(metadata) or {},
-        event_id=uuid.UUID(event_id),
+        event_id=uuid.UUID(bytes=event_id),
         recorded_at=datetime.fromtimestamp(recorded_at, UTC),
     )
 
@@ -219,16 +219,16 @@ class SqliteEventStore(EventStore):
 
     # -- appends ---------------------------------------------------------------------------
 
-    def _stored_ids(self, events: list[EncodedEvent]) -> dict[str, tuple[str, int]]:
-        ids = [event.event_id for event in events]
-        found: dict[str, tuple[str, int]] = {}
+    def _stored_ids(self, events: list[EncodedEvent]) -> dict[uuid.UUID, tuple[str, int]]:
+        ids = [event.event_id.bytes for event in events]
+        found: dict[uuid.UUID, tuple[str, int]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = self._query(
                 f"SELECT event_id, stream_id, version FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            found.update({row[0]: (row[1], row[2]) for row in rows})
+            found.update({uuid.UUID(bytes=row[0]): (row[1], row[2]) for row in rows})
         return found
 
     def _append(
@@ -252,7 +252,7 @@ class SqliteEventStore(EventStore):
                         (
                             stream_id,
                             current + offset,
-                            event.event_id,
+                            event.event_id.bytes,
                             event.type,
                             category,
                             event.data,
@@ -404,7 +404,7 @@ class SqliteEventStore(EventStore):
     # -- snapshots, checkpoints, transactions, leases ---------------------------------------
 
     def save_snapshot(self, stream_id: str, version: int, type: str, state: Any) -> None:
-        text = encode(state, f"snapshot of {stream_id!r}")
+        text = encode(state)
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",

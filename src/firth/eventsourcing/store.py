@@ -24,13 +24,19 @@ import abc
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from firth.eventsourcing.codec import encode
-from firth.eventsourcing.errors import ConcurrencyError, DuplicateEventError, InvalidURL
+from firth.eventsourcing.errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidURL,
+    SerializationError,
+)
 from firth.eventsourcing.notify import ChangeSignal
 from firth.eventsourcing.records import (
     ANY,
@@ -52,35 +58,26 @@ PAGE_SIZE = 1000
 class EncodedEvent:
     """A `NewEvent` with its JSON already encoded (so encoding errors precede any write)."""
 
-    event_id: str
+    event_id: uuid.UUID
     type: str
     data: str
     metadata: str | None
 
 
 def encode_events(events: Sequence[NewEvent]) -> list[EncodedEvent]:
-    seen: set[str] = set()
+    """Encode a batch (the append hot path: keep it lean; context is built only on errors)."""
     encoded = []
     for index, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise TypeError(f"append takes NewEvent objects, got {type(event).__name__}")
-        event_id = str(event.event_id)
-        if event_id in seen:
-            raise ValueError(f"event id {event_id} appears twice in one append")
-        seen.add(event_id)
-        metadata = (
-            None
-            if event.metadata is None
-            else encode(event.metadata, f"metadata of event {index} ({event.type})")
-        )
-        encoded.append(
-            EncodedEvent(
-                event_id,
-                event.type,
-                encode(event.data, f"data of event {index} ({event.type})"),
-                metadata,
-            )
-        )
+        try:
+            data = encode(event.data)
+            metadata = None if event.metadata is None else encode(event.metadata)
+        except SerializationError as error:
+            raise SerializationError(f"event {index} ({event.type}): {error}") from None
+        encoded.append(EncodedEvent(event.event_id, event.type, data, metadata))
+    if len({event.event_id for event in encoded}) != len(encoded):
+        raise ValueError("an event id appears twice in one append")
     return encoded
 
 
@@ -104,7 +101,7 @@ def expected_version_ok(expected: ExpectedVersion, current: int, exists: bool) -
 
 
 def idempotent_version(
-    stream_id: str, events: Sequence[EncodedEvent], stored: dict[str, tuple[str, int]]
+    stream_id: str, events: Sequence[EncodedEvent], stored: dict[uuid.UUID, tuple[str, int]]
 ) -> int | None:
     """Decide what an append whose event ids may already be stored means.
 

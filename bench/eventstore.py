@@ -1,0 +1,434 @@
+"""Firth's event store side by side with the Python `eventsourcing` library, same backend, same disk.
+
+Rows (each measured for both, in one run):
+
+- single-event append, p50/p99 µs: at the store level (`EventStore.append` of one event with
+  its expected version vs the library's `ApplicationRecorder.insert_events`) and at the
+  aggregate level (`Repository.save` vs `Application.save`);
+- batched append, events/s: 1,000 events per append;
+- replay of a 10,000-event stream into an aggregate (no snapshot), ms;
+- projection catch-up, events/s: read the whole global order, decode into domain events,
+  and record a checkpoint every 500 events (Firth: `ProjectionRunner`; the library:
+  `select_notifications` pages, its mapper, `insert_tracking` per page);
+- PostgreSQL only: 4 writer processes appending single events to their own streams, events/s.
+
+    python bench/eventstore.py [--backend sqlite|postgresql|both] [--dir PATH] [--postgres URL]
+                               [--quick]
+
+SQLite files go in a temporary folder beside the current directory (the project's disk, not a
+tmpfs). Without --postgres a throwaway durable PostgreSQL (fsync on) is started in that folder,
+with the tests' helper. Both stores run with their durable defaults (one fsync per commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from firth.eventsourcing import EventStore, NewEvent, RecordedEvent, Transaction
+from firth.eventsourcing.aggregate import Aggregate, DomainEvent, applies
+from firth.eventsourcing.projections import Projection, ProjectionRunner
+from firth.eventsourcing.repository import Repository
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# -- Firth's side: an aggregate with the same shape as the library's ----------------------------
+
+
+@dataclass(frozen=True)
+class Opened(DomainEvent):
+    owner: str
+
+
+@dataclass(frozen=True)
+class Deposited(DomainEvent):
+    amount: int
+
+
+class Account(Aggregate):
+    category = "account"
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.balance = 0
+
+    @applies(Opened)
+    def _opened(self, event: Opened) -> None:
+        self.balance = 0
+
+    @applies(Deposited)
+    def _deposited(self, event: Deposited) -> None:
+        self.balance += event.amount
+
+
+class Counting(Projection):
+    name = "bench"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def handle(self, event: RecordedEvent, tx: Transaction) -> None:
+        Account.decode_event(event.type, event.data, event.stream_id, event.version)
+        self.count += 1
+
+
+# -- the library's side ------------------------------------------------------------------------
+
+
+def library_app(env: dict[str, str]) -> Any:
+    from eventsourcing.application import Application
+
+    return Application(env=env)
+
+
+def library_account_class() -> Any:
+    from eventsourcing.domain import Aggregate as LibAggregate
+    from eventsourcing.domain import event
+
+    class LibAccount(LibAggregate):
+        @event("Opened")
+        def __init__(self, owner: str) -> None:
+            self.balance = 0
+
+        @event("Deposited")
+        def deposit(self, amount: int) -> None:
+            self.balance += amount
+
+    return LibAccount
+
+
+LibAccount = library_account_class()
+
+
+def library_template(app: Any) -> tuple[str, bytes]:
+    """(topic, state) of a real Deposited event, reused for store-level inserts."""
+    account = LibAccount("template")
+    account.deposit(1)
+    stored = app.mapper.to_stored_event(account.collect_events()[-1])
+    return stored.topic, stored.state
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * 1e6, ordered[
+        min(len(ordered) - 1, int(len(ordered) * 0.99))
+    ] * 1e6
+
+
+def timed(function: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+@dataclass
+class Row:
+    backend: str
+    measure: str
+    firth: float
+    library: float
+    unit: str
+    higher_is_better: bool
+
+    @property
+    def advantage(self) -> float:
+        if self.higher_is_better:
+            return self.firth / self.library
+        return self.library / self.firth
+
+
+def bench_backend(backend: str, firth_url: str, lib_env: dict[str, str], quick: bool) -> list[Row]:
+    singles = 100 if quick else 400
+    batches = 5 if quick else 20
+    rows: list[Row] = []
+    store = EventStore.open(firth_url)
+    app = library_app(lib_env)
+    topic, state = library_template(app)
+    from eventsourcing.persistence import StoredEvent, Tracking
+
+    # single-event append, store level
+    firth_samples = []
+    for version in range(singles):
+        event = [NewEvent("Deposited", {"amount": 1})]
+        firth_samples.append(timed(lambda e=event, v=version: store.append("single-1", e, v)))
+    lib_samples = []
+    originator = uuid.uuid4()
+    for version in range(singles):
+        stored = [StoredEvent(originator, version + 1, topic, state)]
+        lib_samples.append(timed(lambda s=stored: app.recorder.insert_events(s)))
+    (f50, f99), (l50, l99) = percentiles(firth_samples), percentiles(lib_samples)
+    rows += [
+        Row(backend, "append 1 event, store level, p50", f50, l50, "µs", False),
+        Row(backend, "append 1 event, store level, p99", f99, l99, "µs", False),
+    ]
+
+    # single-event append, aggregate level
+    accounts = Repository(store, Account)
+    account = Account("agg")
+    account.trigger(Opened("x"))
+    accounts.save(account)
+    lib_account = LibAccount("x")
+    app.save(lib_account)
+    firth_samples, lib_samples = [], []
+    for _ in range(singles):
+        account.trigger(Deposited(1))
+        firth_samples.append(timed(lambda: accounts.save(account)))
+        lib_account.deposit(1)
+        lib_samples.append(timed(lambda: app.save(lib_account)))
+    (f50, f99), (l50, l99) = percentiles(firth_samples), percentiles(lib_samples)
+    rows += [
+        Row(backend, "save 1 event, aggregate level, p50", f50, l50, "µs", False),
+        Row(backend, "save 1 event, aggregate level, p99", f99, l99, "µs", False),
+    ]
+
+    # batched append
+    firth_time = lib_time = 0.0
+    for batch in range(batches):
+        events = [NewEvent("Deposited", {"amount": 1}) for _ in range(1000)]
+        firth_time += timed(lambda e=events, b=batch: store.append(f"batch-{b}", e))
+    for _ in range(batches):
+        originator = uuid.uuid4()
+        stored = [StoredEvent(originator, v, topic, state) for v in range(1, 1001)]
+        lib_time += timed(lambda s=stored: app.recorder.insert_events(s))
+    total = batches * 1000
+    rows.append(
+        Row(
+            backend,
+            "batched append (1,000/append)",
+            total / firth_time,
+            total / lib_time,
+            "events/s",
+            True,
+        )
+    )
+
+    # replay of a 10,000-event stream
+    long = Account("long")
+    long.trigger(Opened("x"))
+    for _ in range(9999):
+        long.trigger(Deposited(1))
+    accounts.save(long)
+    lib_long = LibAccount("x")
+    for _ in range(9999):
+        lib_long.deposit(1)
+    app.save(lib_long)
+    loader = Repository(store, Account, use_snapshots=False)
+    firth_replay = min(timed(lambda: loader.load("long")) for _ in range(3))
+    lib_replay = min(timed(lambda: app.repository.get(lib_long.id)) for _ in range(3))
+    assert loader.load("long").balance == app.repository.get(lib_long.id).balance == 9999
+    rows.append(
+        Row(
+            backend, "replay 10,000-event stream", firth_replay * 1e3, lib_replay * 1e3, "ms", False
+        )
+    )
+
+    # projection catch-up
+    counting = Counting()
+    runner = ProjectionRunner(store, counting)
+    firth_catch_up = timed(runner.run_until_caught_up)
+    firth_count = counting.count
+    tracking = app.factory.tracking_recorder()
+
+    def library_catch_up() -> int:
+        count, start = 0, 1
+        while True:
+            page = app.recorder.select_notifications(start, 500)
+            if not page:
+                return count
+            for notification in page:
+                app.mapper.to_domain_event(notification)
+                count += 1
+            tracking.insert_tracking(Tracking("bench", page[-1].id))
+            start = page[-1].id + 1
+
+    lib_count = 0
+
+    def run_library() -> None:
+        nonlocal lib_count
+        lib_count = library_catch_up()
+
+    lib_catch_up = timed(run_library)
+    rows.append(
+        Row(
+            backend,
+            f"projection catch-up ({firth_count:,} / {lib_count:,} events)",
+            firth_count / firth_catch_up,
+            lib_count / lib_catch_up,
+            "events/s",
+            True,
+        )
+    )
+    store.close()
+    app.close()
+    return rows
+
+
+# -- PostgreSQL: 4 concurrent writer processes ----------------------------------------------------
+
+
+def firth_writer(url: str, seconds: float, go: Any, counts: Any) -> None:
+    with EventStore.open(url) as store:
+        stream = f"writer-{uuid.uuid4()}"
+        go.wait()
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline:
+            store.append(stream, [NewEvent("Deposited", {"amount": 1})], count)
+            count += 1
+    counts.put(count)
+
+
+def library_writer(env: dict[str, str], seconds: float, go: Any, counts: Any) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    app = library_app(env)
+    topic, state = library_template(app)
+    originator = uuid.uuid4()
+    go.wait()
+    deadline = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < deadline:
+        count += 1
+        app.recorder.insert_events([StoredEvent(originator, count, topic, state)])
+    app.close()
+    counts.put(count)
+
+
+def concurrent_writers(
+    target: Callable[..., None], config: Any, writers: int, seconds: float
+) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    go, counts = ctx.Event(), ctx.Queue()
+    processes = [
+        ctx.Process(target=target, args=(config, seconds, go, counts)) for _ in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(2.0)  # let every process import and connect before the clock starts
+    go.set()
+    total = sum(counts.get(timeout=seconds + 60) for _ in processes)
+    for process in processes:
+        process.join(30)
+    return total / seconds
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def sqlite_setup(folder: Path) -> tuple[str, dict[str, str]]:
+    return (
+        f"sqlite:///{folder}/firth.db",
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "library.db")},
+    )
+
+
+def postgres_setup(url: str) -> tuple[str, dict[str, str]]:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in ("bench_firth", "bench_library"):
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+    info = conninfo_to_dict(url)
+    base = url.rsplit("/", 1)[0]
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": "bench_library",
+        "POSTGRES_HOST": str(info.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(info.get("port", 5432)),
+        "POSTGRES_USER": str(info.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(info.get("password", "")),
+    }
+    return f"{base}/bench_firth", env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--dir", default=None, help="folder for SQLite files and the throwaway PostgreSQL"
+    )
+    parser.add_argument(
+        "--postgres", default=None, help="URL of a PostgreSQL to use (its 'postgres' database)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="firth-bench-es-", dir=args.dir or os.getcwd()))
+    server = None
+    rows: list[Row] = []
+    try:
+        if args.backend in ("sqlite", "both"):
+            firth_url, env = sqlite_setup(folder)
+            rows += bench_backend("sqlite", firth_url, env, args.quick)
+        if args.backend in ("postgresql", "both"):
+            url = args.postgres
+            if url is None:
+                sys.path.insert(0, str(ROOT))
+                from tests.eventsourcing import es_pg
+
+                server = es_pg.start(durable=True, parent=str(folder))
+                url = server.url()
+            firth_url, env = postgres_setup(url)
+            rows += bench_backend("postgresql", firth_url, env, args.quick)
+            seconds = 2.0 if args.quick else 4.0
+            firth_rate = concurrent_writers(firth_writer, firth_url, 4, seconds)
+            lib_rate = concurrent_writers(library_writer, env, 4, seconds)
+            rows.append(
+                Row(
+                    "postgresql",
+                    "4 writer processes, 1 event/append",
+                    firth_rate,
+                    lib_rate,
+                    "events/s",
+                    True,
+                )
+            )
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    table = Table(title="event store: Firth vs eventsourcing " + _library_version())
+    for column in ("backend", "measure", "unit", "firth", "eventsourcing", "firth advantage"):
+        table.add_column(
+            column,
+            justify="right" if column in ("firth", "eventsourcing", "firth advantage") else "left",
+        )
+    for row in rows:
+        table.add_row(
+            row.backend,
+            row.measure,
+            row.unit,
+            f"{row.firth:,.1f}",
+            f"{row.library:,.1f}",
+            f"{row.advantage:.1f}×",
+        )
+    Console(width=140).print(table)
+
+
+def _library_version() -> str:
+    from importlib.metadata import version
+
+    return version("eventsourcing")
+
+
+if __name__ == "__main__":
+    main()
