@@ -295,3 +295,25 @@ def test_garbage_checkpoint_files_read_as_absent(log_dir):
         assert not log.load_report.clean_shutdown
         assert log.load_report.recovered_from == 0  # no usable hint: verify everything
         assert contents(log) == b"".join(d for _, d in batches)
+
+
+def test_inactive_index_damage_the_probe_cannot_see_is_caught_at_first_use(log_dir):
+    """Inactive segments' index files are read lazily; an entry damaged in the middle (the
+    probe reads only the last one) is found at the first lookup and the index rebuilt."""
+    build(log_dir, 80, SMALL, seed=13, clean=True)
+    before = index_files(log_dir)
+    with Log.open(log_dir, SMALL) as log:
+        answers = probe(log)
+        bases = log.segment_base_offsets
+    name = segment_file_name(bases[1], INDEX_SUFFIX)
+    original = before[name]
+    assert len(original) >= 3 * 8
+    damaged = bytearray(original)
+    damaged[8:16] = bytes.fromhex("7fffffff 7fffffff")  # entry 1: absurd offset and position
+    with open(os.path.join(log_dir, name), "wb") as file:
+        file.write(damaged)
+    with Log.open(log_dir, SMALL) as log:
+        assert log.load_report.clean_shutdown
+        assert log.load_report.indexes_rebuilt == 0  # the probe accepted the file
+        assert probe(log) == answers  # the first lookup rejected it and rebuilt the index
+    assert index_files(log_dir) == before  # the rebuilt index was saved at close

@@ -85,7 +85,7 @@ def load_segments(
                 break
             kept.append(segment)
             is_last = i == len(segments) - 1
-            if i < first_verified and _adopt(segment, config, marker_end if is_last else None):
+            if i < first_verified and _adopt(segment, config, is_last, marker_end):
                 continue
             report.segments_verified += 1
             report.indexes_rebuilt += 1
@@ -112,12 +112,12 @@ def load_segments(
     return kept, report
 
 
-def _adopt(segment: Segment, config: LogConfig, marker_end: int | None) -> bool:
+def _adopt(segment: Segment, config: LogConfig, is_last: bool, marker_end: int | None) -> bool:
     """Trust a segment's files if the cheap checks pass (plus the tail check when the segment
-    ends a cleanly closed log)."""
-    if not segment.load_indexes(config):
+    ends a cleanly closed log). Inactive segments load their index files lazily."""
+    if not segment.load_indexes(config, lazy=not is_last):
         return False
-    if marker_end is None:
+    if not is_last or marker_end is None:
         return True
     return segment.next_offset == marker_end and segment.last_batch_valid()
 

@@ -30,6 +30,7 @@ no longer changes (or, for `sync`, only the kernel's).
 from __future__ import annotations
 
 import os
+import struct
 
 from firth.log.checkpoints import write_atomic
 from firth.log.config import LogConfig
@@ -37,22 +38,27 @@ from firth.log.files import (
     DELETED_SUFFIX,
     INDEX_SUFFIX,
     LOG_SUFFIX,
+    OFFSET_INDEX_ENTRY_SIZE,
     SEGMENT_SUFFIXES,
+    TIME_INDEX_ENTRY_SIZE,
     TIME_INDEX_SUFFIX,
     segment_file_name,
 )
 from firth.log.offset_index import OffsetIndex
-from firth.log.positions import FileSlice, TimestampOffset
+from firth.log.positions import FileSlice, OffsetPosition, TimestampOffset
 from firth.log.records_file import iter_batches, read_header, read_span
 from firth.log.time_index import NO_TIMESTAMP, TimeIndex
 from firth.wire.recordbatch import BatchError, parse_header, validate
 
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+_OFFSET_ROW = struct.Struct(">ii")
+_TIME_ROW = struct.Struct(">qi")
 
 
 class Segment:
     __slots__ = (
         "_bytes_since_index",
+        "_deferred_config",
         "_index_interval",
         "base_offset",
         "created_ms",
@@ -87,6 +93,8 @@ class Segment:
         self.rolling_base_timestamp = NO_TIMESTAMP
         self._bytes_since_index = 0
         self._index_interval = config.index_interval_bytes
+        self._deferred_config: LogConfig | None = None
+        """Set while index files are accepted by the probe but not yet read (lazy load)."""
         self.indexes_saved = False
         self.indexes_full = False
         """True once either index has no room: the segment must roll before the next append."""
@@ -118,6 +126,8 @@ class Segment:
         self._index_interval = config.index_interval_bytes
         self.offset_index.max_entries = config.max_offset_index_entries
         self.time_index.max_entries = config.max_time_index_entries
+        if self._deferred_config is not None:
+            self._deferred_config = config
         self._refresh_full()
 
     def close(self) -> None:
@@ -217,6 +227,8 @@ class Segment:
 
     def seal(self) -> None:
         """Record the final maximum timestamp in the time index (on roll and close)."""
+        if self._deferred_config is not None:
+            return  # not loaded yet: the files were sealed before they were saved
         if self.max_timestamp >= 0:
             before = len(self.time_index)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
@@ -234,6 +246,7 @@ class Segment:
 
     def save_indexes(self) -> None:
         """Write both index files by atomic replace (the caller fsyncs the directory)."""
+        self._ensure_indexes()
         write_atomic(self.path(INDEX_SUFFIX), self.offset_index.to_bytes(), sync_directory=False)
         write_atomic(self.path(TIME_INDEX_SUFFIX), self.time_index.to_bytes(), sync_directory=False)
         self.indexes_saved = True
@@ -250,6 +263,7 @@ class Segment:
         self.next_offset = self.base_offset
         self.indexes_saved = False
         self.indexes_full = False
+        self._deferred_config = None
 
     def recover(self, *, verify: bool) -> int:
         """Scan the whole .log, rebuilding both indexes; return the bytes cut off the end.
@@ -281,44 +295,48 @@ class Segment:
         self.next_offset = expected
         return cut
 
-    def load_indexes(self, config: LogConfig) -> bool:
+    def load_indexes(self, config: LogConfig, *, lazy: bool = False) -> bool:
         """Adopt the index files on disk if they are consistent with the .log.
 
-        Checks: both files parse and pass their structural checks; the first and last offset
-        index entries point at batch starts carrying their offsets; walking batch prefixes from
-        the last entry ends exactly at the end of the file (which also yields `next_offset`).
+        First a probe that reads only the files' last entries: sizes are whole rows; the last
+        offset index entry points at a batch start carrying its offset; walking batch headers
+        from it ends exactly at the end of the .log (which yields `next_offset`) without
+        passing a batch that should have been indexed; the time index ends with at least the
+        largest timestamp seen on that walk (which yields `max_timestamp`).
+
+        Then the whole files: they parse, both columns strictly increase, positions lie in the
+        file, and the first entry points at a batch carrying its offset. With `lazy` this part
+        waits for the first lookup (opening a log with many inactive segments then costs a few
+        small reads per segment); if it fails then, the indexes are rebuilt from the .log.
+
         On False the segment's state is unspecified and the caller must `recover`.
         """
         self._reset_state()
-        offset_index = (
-            OffsetIndex.from_bytes(
-                self.base_offset,
-                _read_file(self.path(INDEX_SUFFIX)),
-                config.max_offset_index_entries,
-            )
-            if os.path.exists(self.path(INDEX_SUFFIX))
-            else None
-        )
-        time_index = (
-            TimeIndex.from_bytes(
-                self.base_offset,
-                _read_file(self.path(TIME_INDEX_SUFFIX)),
-                config.max_time_index_entries,
-            )
-            if os.path.exists(self.path(TIME_INDEX_SUFFIX))
-            else None
-        )
-        if offset_index is None or time_index is None:
+        if not self._probe_indexes():
+            return False
+        self._deferred_config = config
+        if lazy:
+            return True
+        return self._load_deferred_indexes()
+
+    def _probe_indexes(self) -> bool:
+        try:
+            index_size = os.path.getsize(self.path(INDEX_SUFFIX))
+            time_index_size = os.path.getsize(self.path(TIME_INDEX_SUFFIX))
+        except FileNotFoundError:
+            return False
+        if index_size % OFFSET_INDEX_ENTRY_SIZE or time_index_size % TIME_INDEX_ENTRY_SIZE:
             return False
         size = self.size
-        if not offset_index.is_consistent(size):
-            return False
-        if len(offset_index):
-            first = offset_index.entry(0)
-            span = read_span(self.fd, first.position, size)
-            if span is None or span[0] != first.offset:
+        last = OffsetPosition(self.base_offset, 0)
+        if index_size:
+            entry = _read_tail(self.path(INDEX_SUFFIX), OFFSET_INDEX_ENTRY_SIZE)
+            if entry is None:
                 return False
-        last = offset_index.last_entry()
+            relative, position = _OFFSET_ROW.unpack(entry)
+            if relative < 0 or not 0 <= position < size:
+                return False
+            last = OffsetPosition(self.base_offset + relative, position)
         position, expected = last.position, last.offset
         tail_max_timestamp = NO_TIMESTAMP
         while position < size:
@@ -332,14 +350,17 @@ class Segment:
             position += header.size
             expected = header.next_offset
             tail_max_timestamp = max(tail_max_timestamp, header.max_timestamp)
-        if not time_index.is_consistent(expected - self.base_offset):
-            return False
-        final = time_index.last_entry()
+        final: TimestampOffset | None = None
+        if time_index_size:
+            entry = _read_tail(self.path(TIME_INDEX_SUFFIX), TIME_INDEX_ENTRY_SIZE)
+            if entry is None:
+                return False
+            timestamp, relative = _TIME_ROW.unpack(entry)
+            if not 0 <= relative < expected - self.base_offset:
+                return False
+            final = TimestampOffset(timestamp, self.base_offset + relative)
         if tail_max_timestamp >= 0 and (final is None or final.timestamp < tail_max_timestamp):
             return False  # the sealed time index must end with the segment's largest timestamp
-        self.offset_index = offset_index
-        self.time_index = time_index
-        self._refresh_full()
         self.next_offset = expected
         self._bytes_since_index = size - last.position
         if final is not None:
@@ -353,6 +374,64 @@ class Segment:
         self.flushed_size = size
         self.indexes_saved = True
         return True
+
+    def _load_deferred_indexes(self) -> bool:
+        """Read and check the whole index files the probe accepted; True if adopted."""
+        config = self._deferred_config
+        if config is None:
+            return True
+        self._deferred_config = None
+        try:
+            offset_index = OffsetIndex.from_bytes(
+                self.base_offset,
+                _read_file(self.path(INDEX_SUFFIX)),
+                config.max_offset_index_entries,
+            )
+            time_index = TimeIndex.from_bytes(
+                self.base_offset,
+                _read_file(self.path(TIME_INDEX_SUFFIX)),
+                config.max_time_index_entries,
+            )
+        except FileNotFoundError:
+            return False
+        if offset_index is None or time_index is None:
+            return False
+        if not offset_index.is_consistent(self.size):
+            return False
+        if not time_index.is_consistent(self.next_offset - self.base_offset):
+            return False
+        if len(offset_index):
+            first = offset_index.entry(0)
+            span = read_span(self.fd, first.position, self.size)
+            if span is None or span[0] != first.offset:
+                return False
+        self.offset_index = offset_index
+        self.time_index = time_index
+        self._refresh_full()
+        return True
+
+    def _ensure_indexes(self) -> None:
+        """Complete a lazy load before the first lookup; rebuild from the .log if the files
+        turn out inconsistent (the segment's data is trusted, so nothing is truncated)."""
+        if self._deferred_config is None or self._load_deferred_indexes():
+            return
+        self.offset_index.clear()
+        self.time_index.clear()
+        self._bytes_since_index = 0
+        self.max_timestamp = NO_TIMESTAMP  # recomputed by the scan, entries with it
+        self.offset_of_max_timestamp = self.base_offset
+        expected = self.base_offset
+        for position, view in iter_batches(self.fd, 0, self.size):
+            try:
+                header = parse_header(view)
+            except BatchError:
+                break
+            if header.base_offset != expected:
+                break
+            self._account(position, expected, len(view), header.max_timestamp)
+            expected = header.next_offset
+        self.seal()
+        self.indexes_saved = False  # the next flush (or close) writes the rebuilt files
 
     def last_batch_valid(self) -> bool:
         """CRC-check the last batch (the cheap tail check of a cleanly closed log)."""
@@ -387,6 +466,7 @@ class Segment:
 
     def locate(self, offset: int, limit: int) -> tuple[int, int] | None:
         """`(position, size)` of the batch containing `offset`, among bytes below `limit`."""
+        self._ensure_indexes()
         position = self.offset_index.lookup(offset).position
         while True:
             span = read_span(self.fd, position, limit)
@@ -401,6 +481,7 @@ class Segment:
         `offset` is None), at most `max_bytes` of them except that a batch containing `offset`
         is always returned whole. Returns the slice and whether it reaches the segment end;
         None if nothing qualifies."""
+        self._ensure_indexes()
         limit = self.size
         if offset is None:
             span = read_span(self.fd, 0, limit)
@@ -432,6 +513,7 @@ class Segment:
         offset); None if this segment has none."""
         if self.max_timestamp < timestamp:
             return None
+        self._ensure_indexes()
         start = self.time_index.lookup(timestamp - 1).offset
         position = self.offset_index.lookup(start).position
         limit = self.size
@@ -450,6 +532,17 @@ class Segment:
         if located is None:
             return None
         return located[0], limit
+
+
+def _read_tail(path: str, size: int) -> bytes | None:
+    """The last `size` bytes of a file, or None if it is shorter."""
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        if file.tell() < size:
+            return None
+        file.seek(-size, os.SEEK_END)
+        data = file.read(size)
+    return data if len(data) == size else None
 
 
 def _read_file(path: str) -> bytes:
