@@ -173,7 +173,7 @@ def test_consumer_is_told_when_its_queue_is_deleted(
 
 def test_basic_get_and_get_empty(channel: Channel, name: Name) -> None:
     queue = filled(channel, name("q"), b"first", b"second")
-    method, properties, body = channel.basic_get(queue, auto_ack=True)
+    method, _, body = channel.basic_get(queue, auto_ack=True)
     assert body == b"first" and method.message_count == 1 and not method.redelivered
     assert (method.exchange, method.routing_key) == ("", queue)
     method, _, body = channel.basic_get(queue, auto_ack=True)
