@@ -26,9 +26,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from firth.eventsourcing.codec import encode
 from firth.eventsourcing.errors import (
@@ -54,9 +53,9 @@ PAGE_SIZE = 1000
 """Rows fetched per query by the iterators; big enough to amortise a round trip."""
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """A `NewEvent` with its JSON already encoded (so encoding errors precede any write)."""
+class EncodedEvent(NamedTuple):
+    """A `NewEvent` with its JSON already encoded (so encoding errors precede any write).
+    A named tuple: built once per appended event, so cheap construction matters."""
 
     event_id: uuid.UUID
     type: str
