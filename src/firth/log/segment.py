@@ -162,10 +162,6 @@ class Segment:
 
     # -- append (owner thread) -------------------------------------------------------------
 
-    @property
-    def is_empty(self) -> bool:
-        return self.size == 0
-
     def append(
         self, batch: bytearray | memoryview, base_offset: int, next_offset: int, max_timestamp: int
     ) -> None:
