@@ -36,8 +36,9 @@ class Partition:
     def high_watermark(self) -> int:
         return self.log.log_end_offset
 
-    def append(self, batch: bytearray, header: BatchHeader) -> tuple[int, bool]:
-        """Append one validated client batch. Returns (base offset, was a duplicate).
+    def append(self, batch: bytearray | memoryview, header: BatchHeader) -> tuple[int, bool]:
+        """Append one validated client batch (a writable buffer: its baseOffset is patched in
+        place). Returns (base offset, was a duplicate).
 
         Raises ProducerStateError for a batch the sequence rules refuse.
         """

@@ -67,7 +67,11 @@ async def produce(ctx: RequestContext) -> bytes | None:
                         ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                         "transactions are not implemented in Firth yet",
                     )
-                base_offset, _duplicate = partition.append(bytearray(part.records), header)
+                # A large request frame is a bytearray: patch its batch in place rather than
+                # copy it; a small frame is immutable bytes and is copied.
+                records = part.records
+                batch = bytearray(records) if records.readonly else records
+                base_offset, _duplicate = partition.append(batch, header)
             except KafkaError as exc:
                 topic_results.append(
                     PartitionProduceResult(
