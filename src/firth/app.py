@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from firth.broker.broker import Broker, BrokerSettings
@@ -122,8 +123,12 @@ def _install_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run(config: Config) -> int:
-    """Run until SIGINT or SIGTERM, then stop gracefully. Returns the process exit code."""
+def run(config: Config, on_started: Callable[[FirthApp], None] | None = None) -> int:
+    """Run until SIGINT or SIGTERM, then stop gracefully. Returns the process exit code.
+
+    `on_started` is called once every listener is bound (`firth serve --ready-file` uses it to
+    publish the actual address when the port was 0).
+    """
     _install_uvloop()
 
     async def main() -> int:
@@ -136,6 +141,8 @@ def run(config: Config) -> int:
         except OSError as exc:
             logger.error("could not start: %s", exc)
             return 1
+        if on_started is not None:
+            on_started(app)
         loop = asyncio.get_running_loop()
         stop_requested = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

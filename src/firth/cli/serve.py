@@ -5,22 +5,16 @@ the command line into a Config and reports a bad one as a usage error.
 
 The hidden ``--ready-file PATH`` is for programs that start ``firth serve`` as a subprocess
 (``firth.testing.broker_process``): once the Kafka listener accepts connections, the bound
-"host:port" is written to PATH (atomically, so a reader never sees half of it). With a
-``run(config, on_started=...)`` hook the address comes from the app; without it, a port-0 listen
-address is first resolved to a concrete free port and a watcher thread writes the file once that
-port accepts a connection.
+"host:port" is written to PATH (atomically, so a reader never sees half of it), from
+``firth.app.run``'s ``on_started`` hook, so a port-0 listen address reports the port it got.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import os
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -152,52 +146,15 @@ def serve(args: argparse.Namespace) -> int:
 
     if args.ready_file is None:
         return app.run(config)
-    if "on_started" in inspect.signature(app.run).parameters:
-        ready_file = args.ready_file
+    ready_file = args.ready_file
 
-        def on_started(running: Any) -> None:
-            write_ready_file(ready_file, format_host_port(*running.kafka_address))
+    def on_started(running: app.FirthApp) -> None:
+        write_ready_file(ready_file, format_host_port(*running.kafka_address))
 
-        return app.run(config, on_started=on_started)  # type: ignore[call-arg]
-    host, port = config.kafka_listen_address
-    if port == 0:
-        port = free_port(host)
-        config = config.replace(kafka_listen=format_host_port(host, port))
-    watcher = threading.Thread(
-        target=_announce_when_listening,
-        args=(host, port, args.ready_file, config.shutdown_timeout_s + 60),
-        name="firth-ready-file",
-        daemon=True,
-    )
-    watcher.start()
-    return app.run(config)
-
-
-def free_port(host: str) -> int:
-    """A port on ``host`` nobody listens on right now (bind to 0, read it, release it)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    return app.run(config, on_started=on_started)
 
 
 def write_ready_file(path: Path, address: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(address + "\n")
     os.replace(temporary, path)
-
-
-def _announce_when_listening(host: str, port: int, path: Path, give_up_s: float) -> None:
-    deadline = time.monotonic() + give_up_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                pass
-        except OSError:
-            time.sleep(0.05)
-            continue
-        write_ready_file(path, format_host_port(host, port))
-        return
-    logging.getLogger("firth.serve").error(
-        "no connection to %s within %.0fs; the ready file was not written", port, give_up_s
-    )
