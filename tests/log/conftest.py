@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from logbatches import FakeClock
+from tests.log.logbatches import FakeClock
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import random
 import threading
 
 import pytest
-from logbatches import make_batch
 
 from firth.log import (
     CorruptBatch,
@@ -21,6 +20,7 @@ from firth.log import (
 )
 from firth.log.files import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name
 from firth.wire.recordbatch import parse_header, validate
+from tests.log.logbatches import make_batch
 
 SMALL = LogConfig(segment_bytes=4096, index_interval_bytes=256)
 

@@ -7,10 +7,10 @@ import tempfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from logbatches import make_batch
 
 from firth.log import Log, LogConfig, OffsetOutOfRange
 from firth.wire.recordbatch import parse_header
+from tests.log.logbatches import make_batch
 
 CONFIG = LogConfig(segment_bytes=1500, index_interval_bytes=150, retention_ms=-1)
 

@@ -12,7 +12,6 @@ import random
 import shutil
 
 import pytest
-from logbatches import make_batch
 
 from firth.log import Log, LogConfig
 from firth.log.files import (
@@ -24,6 +23,7 @@ from firth.log.files import (
     TMP_SUFFIX,
     segment_file_name,
 )
+from tests.log.logbatches import make_batch
 
 SMALL = LogConfig(segment_bytes=2048, index_interval_bytes=200)
 

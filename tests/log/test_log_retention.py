@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-from logbatches import make_batch
-
 from firth.log import Log, LogConfig
 from firth.log.files import DELETED_SUFFIX, LOG_SUFFIX, segment_file_name
+from tests.log.logbatches import make_batch
 
 HOUR = 3_600_000
 
