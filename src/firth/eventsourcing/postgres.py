@@ -9,7 +9,9 @@ therefore handed out in commit order and a reader never skips a late commit. Cos
 commits at a time (readers are never blocked). The alternative (ordering by transaction id and
 reading below `pg_snapshot_xmin`) keeps writers concurrent but lets one long transaction stall
 every reader; high-water-mark gap detection was rejected as error-prone. A failed append may leave
-an unused position (identity values are not transactional); later appends never fill it.
+an unused position (identity values are not transactional) only if its transaction dies after
+the INSERT (a lost connection); refused and idempotent appends are decided before it, so they
+leave no hole. Later appends never fill a hole.
 
 Connections: one per store object, in autocommit mode with explicit transactions, shared by the
 store's threads under a lock, and reopened on the next call after it was lost. A lost
@@ -74,6 +76,10 @@ _INSERT = (
     " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
     " WITH ORDINALITY AS u(event_id, type, data, metadata, ord) ORDER BY u.ord"
 )
+
+
+class _AlreadyStored(Exception):
+    """Internal: an event id of the batch is stored; decide idempotency after the rollback."""
 
 
 def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
@@ -200,14 +206,20 @@ class PostgresEventStore(EventStore):
         try:
             with self._write() as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
+                # One round trip: the stream's version, its deleted flag, and whether any event id
+                # of the batch is stored (checked before INSERT: a unique violation would burn
+                # identity values and leave a hole in the positions).
                 row = conn.execute(
                     "SELECT coalesce(max(version), 0),"
-                    " coalesce((SELECT deleted FROM stream_metadata WHERE stream_id = %s), false)"
+                    " coalesce((SELECT deleted FROM stream_metadata WHERE stream_id = %s), false),"
+                    " EXISTS (SELECT 1 FROM events WHERE event_id = ANY(%s::uuid[]))"
                     " FROM events WHERE stream_id = %s",
-                    (stream_id, stream_id),
+                    (stream_id, [event.event_id for event in events], stream_id),
                 ).fetchone()
                 assert row is not None
-                current, deleted = int(row[0]), bool(row[1])
+                current, deleted, seen = int(row[0]), bool(row[1]), bool(row[2])
+                if seen:
+                    raise _AlreadyStored
                 if not expected_version_ok(expected, current, current > 0 and not deleted):
                     raise refuse(stream_id, expected, current)
                 conn.execute(
@@ -228,6 +240,11 @@ class PostgresEventStore(EventStore):
                         (stream_id,),
                     )
                 return current + len(events)
+        except _AlreadyStored:
+            version = idempotent_version(stream_id, events, self._stored_ids(events))
+            if version is None:  # deleted meanwhile by a scavenge: append for real
+                return self._append(stream_id, category, events, expected)
+            return version
         except psycopg.errors.UniqueViolation as exc:
             version = idempotent_version(stream_id, events, self._stored_ids(events))
             if version is None:

@@ -9,8 +9,8 @@ Rules every backend keeps (the contract suite checks them on each):
 - An append is one transaction: all of its events are stored, or none.
 - Versions in a stream are 1, 2, 3, ... Positions in the global order start at 1 and grow in
   commit order, so a reader that remembers the last position it saw never skips an event that
-  commits later. (PostgreSQL may leave unused positions after a failed append; they are never
-  filled later.)
+  commits later. (On PostgreSQL an append whose connection dies after its INSERT leaves unused
+  positions; they are never filled later. Refused and idempotent appends leave none.)
 - Appending events whose ids are already stored, as the same consecutive run in the same
   stream, succeeds without writing and returns the version of the last of them.
 
