@@ -138,6 +138,21 @@ class RawClient:
         assert correlation_id == self.correlation_id, (correlation_id, self.correlation_id)
         return entity
 
+    def unread_by_peer(self) -> int:
+        """Bytes we sent that sit in the peer's receive queue, not yet read by the broker.
+
+        From /proc/net/tcp (IPv4 loopback): the peer's socket is the entry whose local address is
+        our remote one and whose remote address is our local one; its rx_queue is the count.
+        """
+        local = _proc_net_address(self.sock.getsockname())
+        remote = _proc_net_address(self.sock.getpeername())
+        with open("/proc/net/tcp") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == remote and fields[2] == local:
+                    return int(fields[4].split(":")[1], 16)
+        raise AssertionError(f"no /proc/net/tcp entry for the peer of {local}")
+
     def wait_closed(self, timeout: float = 10.0) -> bool:
         """True once the peer has closed the connection (EOF or reset) within `timeout`.
 
@@ -154,6 +169,12 @@ class RawClient:
             except TimeoutError:
                 return False
         return False
+
+
+def _proc_net_address(address: tuple[str, int]) -> str:
+    host, port = address[:2]
+    packed = socket.inet_aton(host)
+    return f"{int.from_bytes(packed, 'little'):08X}:{port:04X}"
 
 
 PRODUCE_VERSION = 7

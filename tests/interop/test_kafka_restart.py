@@ -39,6 +39,10 @@ from .conftest_broker import (
 )
 
 SHUTDOWN_TIMEOUT_S = 5.0
+# `firth.app.run` exits 1 when the graceful stop overruns shutdown_timeout_s, so exit code 0
+# proves the stop kept its bound; the wall-clock bound on the whole process adds a margin for
+# interpreter teardown on a loaded machine.
+EXIT_MARGIN_S = 5.0
 FETCH_VERSION = 11
 
 # topic -> (partitions, configs set after creation with IncrementalAlterConfigs)
@@ -144,11 +148,12 @@ def test_graceful_restart_keeps_topics_configs_data_and_offsets(tmp_path: Path) 
         poller.send_raw(
             poller.encode_request(1, FETCH_VERSION, _fetch_fields("keep-one", 0, end, 60_000))
         )
+        wait_for(lambda: poller.unread_by_peer() == 0, 10, "the broker to read the fetch")
         started = time.monotonic()
         code = broker.terminate(timeout=SHUTDOWN_TIMEOUT_S + 10)
         elapsed = time.monotonic() - started
         assert code == 0, broker.log_text()[-3000:]
-        assert elapsed < SHUTDOWN_TIMEOUT_S, f"graceful stop took {elapsed:.2f}s"
+        assert elapsed < SHUTDOWN_TIMEOUT_S + EXIT_MARGIN_S, f"the process took {elapsed:.2f}s"
         assert idle.wait_closed(5)
         idle.close()
         # The parked fetch was an in-flight request: it is answered (empty) before the close.
@@ -280,7 +285,7 @@ def test_sigterm_during_a_pipelined_burst_keeps_every_answered_write(tmp_path: P
             while True:
                 index, response = client.read_response(0, 7)
                 part = response.responses[0].partition_responses[0]
-                assert int(part.error_code) == 0, part
+                assert int(part.error_code) == 0, f"request {index} answered {part}"
                 answered[index] = int(part.base_offset)
                 if len(answered) == 100:
                     signalled_at = time.monotonic()
@@ -292,7 +297,11 @@ def test_sigterm_during_a_pipelined_burst_keeps_every_answered_write(tmp_path: P
             sender.join(10)
         assert signalled_at, "the burst ended before the stop began"
         # A second SIGTERM would force the exit; wait for the first to complete.
-        wait_for(lambda: not broker.running(), SHUTDOWN_TIMEOUT_S, "the graceful stop to end")
+        wait_for(
+            lambda: not broker.running(),
+            SHUTDOWN_TIMEOUT_S + EXIT_MARGIN_S,
+            "the process to exit after SIGTERM",
+        )
         assert broker.returncode == 0, broker.log_text()[-3000:]
         assert sorted(answered) == list(range(len(answered))), "responses out of order"
 
