@@ -31,8 +31,9 @@ class TimestampOffset:
 class FileSlice:
     """`size` bytes at `position` of the open file `fd`: whole record batches.
 
-    The descriptor belongs to the log; it stays valid at least `file_delete_delay_ms` after the
-    segment is retired by retention, so send the slice promptly and never close `fd`.
+    The descriptor belongs to the log: never close it. It stays valid until the log is closed,
+    and at least `file_delete_delay_ms` after retention retires the segment, so send the slice
+    promptly.
     """
 
     fd: int
