@@ -209,6 +209,35 @@ def values_batch(values: list[bytes], **kwargs: Any) -> bytes:
     return build_batch(records, base_timestamp=int(time.time() * 1000), **kwargs)
 
 
+def fetch_fields(topic: str, partition: int, offset: int, max_wait_ms: int) -> dict[str, Any]:
+    """Fields of a Fetch v4-v11 request for one partition (no session, read uncommitted)."""
+    return {
+        "replica_id": -1,
+        "max_wait": max_wait_ms,
+        "min_bytes": 1,
+        "max_bytes": 1 << 20,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {
+                        "partition": partition,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": offset,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1 << 20,
+                    }
+                ],
+            }
+        ],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }
+
+
 def init_producer_id(client: RawClient) -> tuple[int, int]:
     """InitProducerId v1 for a non-transactional producer: (producer id, epoch)."""
     response = client.request(22, 1, {"transactional_id": None, "transaction_timeout": 60_000})

@@ -29,6 +29,7 @@ from .conftest_broker import (
     alter_topic_configs,
     create_topic,
     encode_request,
+    fetch_fields,
     init_producer_id,
     list_offsets,
     proc_status_kib,
@@ -393,31 +394,7 @@ def test_a_client_that_never_reads_its_responses_cannot_exhaust_memory(tmp_path:
             for _ in range(16):
                 error, _ = produce_raw(client, "slow", 0, values_batch([b"z" * 4000] * 16))
                 assert error == 0
-        fetch = {
-            "replica_id": -1,
-            "max_wait": 0,
-            "min_bytes": 1,
-            "max_bytes": 1 << 20,
-            "isolation_level": 0,
-            "session_id": 0,
-            "session_epoch": -1,
-            "topics": [
-                {
-                    "topic": "slow",
-                    "partitions": [
-                        {
-                            "partition": 0,
-                            "current_leader_epoch": -1,
-                            "fetch_offset": 0,
-                            "log_start_offset": -1,
-                            "partition_max_bytes": 1 << 20,
-                        }
-                    ],
-                }
-            ],
-            "forgotten_topics_data": [],
-            "rack_id": "",
-        }
+        fetch = fetch_fields("slow", 0, 0, 0)
         burst = b"".join(encode_request(1, 11, fetch, i) for i in range(requests))
         baseline = proc_status_kib(broker.pid, "VmHWM")
         sock = socket.create_connection(tuple_address(broker.bootstrap))

@@ -28,6 +28,7 @@ from .conftest_broker import (
     create_topic,
     describe_topic_configs,
     encode_request,
+    fetch_fields,
     init_producer_id,
     list_offsets,
     produce_fields,
@@ -51,34 +52,6 @@ TOPICS: dict[str, tuple[int, dict[str, str]]] = {
     "keep-one": (1, {"segment.bytes": "2048", "retention.bytes": "4096"}),
     "keep-plain": (2, {}),
 }
-
-
-def _fetch_fields(topic: str, partition: int, offset: int, max_wait_ms: int) -> dict[str, Any]:
-    return {
-        "replica_id": -1,
-        "max_wait": max_wait_ms,
-        "min_bytes": 1,
-        "max_bytes": 1 << 20,
-        "isolation_level": 0,
-        "session_id": 0,
-        "session_epoch": -1,
-        "topics": [
-            {
-                "topic": topic,
-                "partitions": [
-                    {
-                        "partition": partition,
-                        "current_leader_epoch": -1,
-                        "fetch_offset": offset,
-                        "log_start_offset": -1,
-                        "partition_max_bytes": 1 << 20,
-                    }
-                ],
-            }
-        ],
-        "forgotten_topics_data": [],
-        "rack_id": "",
-    }
 
 
 def _snapshot(bootstrap: str) -> dict[str, Any]:
@@ -146,7 +119,7 @@ def test_graceful_restart_keeps_topics_configs_data_and_offsets(tmp_path: Path) 
         idle = RawClient(broker.bootstrap)
         poller = RawClient(broker.bootstrap)
         poller.send_raw(
-            poller.encode_request(1, FETCH_VERSION, _fetch_fields("keep-one", 0, end, 60_000))
+            poller.encode_request(1, FETCH_VERSION, fetch_fields("keep-one", 0, end, 60_000))
         )
         wait_for(lambda: poller.unread_by_peer() == 0, 10, "the broker to read the fetch")
         started = time.monotonic()
