@@ -6,6 +6,8 @@ import dataclasses
 import datetime
 import enum
 import io
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -236,3 +238,42 @@ def test_error_response_puts_the_code_everywhere_and_encodes(key: int, version: 
         assert reader(framed, body_start)[0] == response
 
     check()
+
+
+# Found by the fuzz tests: kio's native reader reserves memory from a declared array length and
+# aborts the process when that fails. These requests declare billions of items in a few bytes.
+HOSTILE_REQUESTS = [
+    # CreateTopics v7: topics compact array length varint bee8d0edc9... (~33 billion)
+    "0013000700000063000466757a7a000202740000000300bee8d0edc97be2371def",
+    # Fetch v12: forgotten topics array of ~5.5 billion
+    "0001000c00000063000466757a7a00ffffffff000001f400000001001000000000000000"
+    "ffffffffb9f9c6d41423d2779daec19217b13b8500",
+    # Metadata v4: legacy int32 topics array length 0x7fffffff
+    "0003000400000001ffff7fffffff01",
+]
+
+
+def test_absurd_array_lengths_are_malformed_not_a_process_abort() -> None:
+    # Run in a child: if the guard regressed, the abort must not take the test run with it.
+    script = (
+        "import sys\n"
+        "from firth.kafka.protocol.codec import decode_request\n"
+        "from firth.kafka.protocol.errors import MalformedRequestError\n"
+        "from firth.kafka.protocol.header import parse_request_header\n"
+        "for raw in sys.argv[1:]:\n"
+        "    data = bytes.fromhex(raw)\n"
+        "    header, offset = parse_request_header(data)\n"
+        "    try:\n"
+        "        decode_request(header, data, offset)\n"
+        "    except MalformedRequestError:\n"
+        "        print('malformed')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *HOSTILE_REQUESTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["malformed"] * len(HOSTILE_REQUESTS)

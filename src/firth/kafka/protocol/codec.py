@@ -6,7 +6,8 @@ handler writes one dict whatever version it answers), `encode_response` frames i
 response header. The hot APIs (Produce, Fetch) have hand-written codecs in `produce` and `fetch`;
 everything here is for the rest, where kio's pure-Python encoder (40-100 µs) is fine.
 
-Failure contract: decoding raises only `ProtocolError` subclasses — `UnknownApiError`,
+Before kio decodes a body, `shape.check_shape` walks it (kio's native reader would abort the
+process on an absurd declared array length). Failure contract: decoding raises only `ProtocolError` subclasses — `UnknownApiError`,
 `UnsupportedVersionError`, `MalformedRequestError` — whatever kio raised underneath. Bytes after
 the body inside the frame are ignored, as Kafka's own parser does.
 
@@ -54,12 +55,13 @@ from firth.kafka.protocol.header import (
     RequestHeader,
     encode_response_header,
 )
+from firth.kafka.protocol.shape import check_shape
 
 Buffer = bytes | bytearray | memoryview
 E = TypeVar("E")
 
 _SIZE = struct.Struct(">i")
-_readers: dict[tuple[int, int], Callable[[Buffer, int], tuple[Any, int]]] = {}
+_readers: dict[tuple[int, int], tuple[type, Callable[[Buffer, int], Any]]] = {}
 
 
 def check_version(api_key: int, api_version: int) -> None:
@@ -83,17 +85,20 @@ def response_class(api_key: int, api_version: int) -> type[Any]:
     return load_response_schema(api_key, api_version)
 
 
-def _reader(api_key: int, api_version: int) -> Callable[[Buffer, int], tuple[Any, int]]:
-    reader = _readers.get((api_key, api_version))
-    if reader is None:
-        reader = entity_reader(request_class(api_key, api_version))
-        _readers[(api_key, api_version)] = reader
-    return reader
+def _reader(api_key: int, api_version: int) -> tuple[type, Callable[[Buffer, int], Any]]:
+    entry = _readers.get((api_key, api_version))
+    if entry is None:
+        cls = request_class(api_key, api_version)
+        entry = (cls, entity_reader(cls))
+        _readers[(api_key, api_version)] = entry
+    return entry
 
 
 def decode_request(header: RequestHeader, frame: Buffer, body_offset: int) -> Any:
     """Decode the request body at `frame[body_offset:]` into its versioned kio entity."""
-    reader = _reader(header.api_key, header.api_version)
+    cls, reader = _reader(header.api_key, header.api_version)
+    # kio's native reader aborts the process on absurd array lengths: check the shape first.
+    check_shape(cls, frame, body_offset)
     try:
         entity, _size = reader(frame, body_offset)
     except Exception as exc:  # kio raises DecodeError, KeyError (unknown tag), ValueError...
