@@ -384,6 +384,7 @@ def main() -> None:
                 sys.path.insert(0, str(ROOT))
                 from tests.eventsourcing import es_pg
 
+                os.chmod(folder, 0o755)  # the server runs as an unprivileged user when we are root
                 server = es_pg.start(durable=True, parent=str(folder))
                 url = server.url()
             firth_url, env = postgres_setup(url)

@@ -8,6 +8,8 @@ PostgreSQL's jsonb rejects them), as is NUL in strings (jsonb cannot hold U+0000
 from __future__ import annotations
 
 import json
+import json.scanner
+import uuid
 from typing import Any
 
 from firth.eventsourcing.errors import SerializationError
@@ -50,5 +52,27 @@ def encode(value: Any) -> str:
     return text
 
 
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
 def decode(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """Decode stored JSON. The text was written by `encode` (compact, nothing around the value),
+    so the scanner is called directly, skipping json.loads's whitespace handling."""
+    if text is None:
+        return None
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
+def uuid_from_bytes(raw: bytes) -> uuid.UUID:
+    """`uuid.UUID(bytes=raw)` without its argument checks (a third of the cost of reading an
+    event on SQLite); `raw` comes from our own 16-byte column."""
+    value = object.__new__(uuid.UUID)
+    object.__setattr__(value, "int", int.from_bytes(raw, "big"))
+    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    return value

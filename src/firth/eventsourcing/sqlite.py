@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from firth.eventsourcing.codec import decode, encode
+from firth.eventsourcing.codec import decode, encode, uuid_from_bytes
 from firth.eventsourcing.errors import (
     ConcurrencyError,
     EventStoreError,
@@ -90,7 +90,7 @@ def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
         type=type_,
         data=decode(data),
         metadata=decode(metadata) or {},
-        event_id=uuid.UUID(bytes=event_id),
+        event_id=uuid_from_bytes(event_id),
         recorded_at=datetime.fromtimestamp(recorded_at, UTC),
     )
 
