@@ -289,3 +289,25 @@ def test_idempotent_producer_retry_is_not_duplicated(broker: str, admin: AdminCl
         assert consumer.get_watermark_offsets(TopicPartition("idem", 0), timeout=10) == (0, 1)
     finally:
         consumer.close()
+
+
+def test_admin_list_offsets_earliest_latest_max_timestamp(broker: str, admin: AdminClient) -> None:
+    from confluent_kafka.admin import OffsetSpec
+
+    create_topic(admin, "max-ts", 1)
+    sent = make_messages("max-ts", 20)
+    # The largest timestamp sits in the middle of the stream.
+    sent[12] = Message(sent[12].key, sent[12].value, sent[12].headers, 1_900_000_000_000)
+    placed = CLIENTS[0].produce(broker, "max-ts", sent, "gzip")
+    tp = TopicPartition("max-ts", 0)
+    answers = {}
+    for label, spec in (
+        ("earliest", OffsetSpec.earliest()),
+        ("latest", OffsetSpec.latest()),
+        ("max", OffsetSpec.max_timestamp()),
+    ):
+        result = admin.list_offsets({tp: spec})[tp].result(10)
+        answers[label] = (result.offset, result.timestamp)
+    assert answers["earliest"][0] == 0
+    assert answers["latest"][0] == 20
+    assert answers["max"] == (placed[12][1], 1_900_000_000_000)

@@ -39,19 +39,20 @@ def _first_at_or_after(log: Log, timestamp: int) -> tuple[int, int]:
 
 
 def _max_timestamp(log: Log) -> tuple[int, int]:
-    """(timestamp, offset) of the record with the largest timestamp (the first such one)."""
-    best_ts, best_batch = -1, None
-    for header, data in log.batches(log.log_start_offset):
-        if header.max_timestamp > best_ts:
-            best_ts, best_batch = header.max_timestamp, (header, data)
-    if best_batch is None:
+    """(timestamp, offset) of the first record with the largest timestamp.
+
+    The log knows which batch holds its largest timestamp without scanning; this decodes that
+    one batch to name the record."""
+    found = log.max_timestamp()
+    if found is None:
         return -1, -1
-    header, data = best_batch
-    _, records = decode_batch(data)
-    for record in records:
-        if header.base_timestamp + record.timestamp_delta == best_ts:
-            return best_ts, header.base_offset + record.offset_delta
-    return best_ts, header.base_offset
+    for header, data in log.batches(found.offset):
+        _, records = decode_batch(data)
+        for record in records:
+            if header.base_timestamp + record.timestamp_delta == found.timestamp:
+                return found.timestamp, header.base_offset + record.offset_delta
+        break
+    return found.timestamp, found.offset
 
 
 def _lookup(log: Log, timestamp: int) -> tuple[int, int]:
