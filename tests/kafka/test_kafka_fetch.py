@@ -192,3 +192,31 @@ def test_fetch_v13_and_later_need_topic_ids() -> None:
         header, 0, 0, 0, [FetchTopicResult("t", [], topic_id=uuid.UUID(int=1))]
     )
     assert uuid.UUID(int=1).bytes in b"".join(bytes(s) for s in segments)
+
+
+def test_golden_fetch_v11_response() -> None:
+    header = RequestHeader(1, 11, 3, None)
+    partition = FetchPartitionResult(
+        0, high_watermark=5, last_stable_offset=5, log_start_offset=0, records=b"BATCH"
+    )
+    segments = encode_fetch_response(header, 0, 0, 9, [FetchTopicResult("t", [partition])])
+    assert (
+        b"".join(bytes(s) for s in segments)
+        == bytes.fromhex(
+            "00000048"  # size: 72 bytes follow
+            "00000003"  # correlation_id 3 (header v0)
+            "00000000"  # throttle_time_ms 0
+            "0000"  # error_code NONE
+            "00000009"  # session_id 9
+            "00000001"  # responses: 1 topic
+            "0001" + b"t".hex() + "00000001"  # topic "t"; partitions: 1
+            "00000000"  # partition_index 0
+            "0000"  # error_code NONE
+            "0000000000000005"  # high_watermark 5
+            "0000000000000005"  # last_stable_offset 5
+            "0000000000000000"  # log_start_offset 0
+            "ffffffff"  # aborted_transactions: null
+            "ffffffff"  # preferred_read_replica -1
+            "00000005" + b"BATCH".hex()  # records: 5 bytes
+        )
+    )

@@ -187,3 +187,29 @@ def test_encode_produce_response_is_byte_identical_to_kio(version: int) -> None:
         assert ours == theirs
 
     check()
+
+
+def test_golden_produce_v9_response() -> None:
+    header = RequestHeader(0, 9, 7, None)
+    results = [("top", [PartitionProduceResult(0, 0, 41, -1, 0)])]
+    assert (
+        encode_produce_response(header, results, throttle_time_ms=0)
+        == bytes.fromhex(
+            "00000032"  # size: 50 bytes follow
+            "00000007"  # correlation_id 7
+            "00"  # response header v1: no tagged fields
+            "02"  # responses: 1 topic (compact)
+            "04" + b"top".hex() + "02"  # name "top"; partitions: 1
+            "00000000"  # index 0
+            "0000"  # error_code NONE
+            "0000000000000029"  # base_offset 41
+            "ffffffffffffffff"  # log_append_time -1 (CreateTime topic)
+            "0000000000000000"  # log_start_offset 0
+            "01"  # record_errors: empty compact array
+            "00"  # error_message: null
+            "00"  # partition tagged fields
+            "00"  # topic tagged fields
+            "00000000"  # throttle_time_ms 0
+            "00"  # response tagged fields
+        )
+    )
