@@ -23,6 +23,7 @@ import pytest
 
 from firth.kafka.protocol.records import Record, build_batch
 from firth.testing import BrokerProcess, broker_process
+from firth.wire.recordbatch import CRC_OFFSET, compute_crc
 
 from .conftest_broker import (
     RawClient,
@@ -46,7 +47,8 @@ GOOD = "good"  # the well-behaved client's topic
 SMALL_MAX_MESSAGE_BYTES = 1024
 MAX_FRAME_BYTES = 100 * 1024 * 1024  # socket.request.max.bytes
 CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION = 2, 10, 35
-OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_RECORD = 45, 87
+OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_RECORD, UNKNOWN_TOPIC_OR_PARTITION = 45, 87, 3
+MAGIC_OFFSET, RECORDS_COUNT_OFFSET = 16, 57  # in the v2 batch header
 
 
 @dataclass(slots=True)
@@ -93,6 +95,11 @@ def _garbage(rng: random.Random, size: int) -> bytes:
         (claimed,) = struct.unpack_from(">i", data)
         if not size - 4 < claimed <= MAX_FRAME_BYTES:
             return data
+
+
+def _restamp_crc(batch: bytearray) -> None:
+    """Recompute the CRC-32C after editing a header field the CRC covers."""
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch, 0, len(batch)))
 
 
 def _assert_closed(client: RawClient, what: str, timeout: float = 10.0) -> None:
@@ -223,6 +230,36 @@ def case_client_control_batch(live: Live) -> None:
 def case_two_batches_in_one_partition(live: Live) -> None:
     records = values_batch([b"BAD-two-0"]) + values_batch([b"BAD-two-1"])
     _bad_produce(live, TOPIC, 2, records, INVALID_RECORD)
+
+
+def case_unknown_topic_or_partition(live: Live) -> None:
+    with RawClient(live.bootstrap) as client:
+        for topic, partition in (("no-such-topic", 0), (TOPIC, 3), (TOPIC, -1)):
+            error, _ = produce_raw(client, topic, partition, values_batch([b"BAD-unknown"]))
+            assert error == UNKNOWN_TOPIC_OR_PARTITION, (topic, partition)
+
+
+def case_records_count_not_matching_offsets(live: Live) -> None:
+    batch = bytearray(values_batch([b"BAD-count-0", b"BAD-count-1"]))
+    struct.pack_into(">i", batch, RECORDS_COUNT_OFFSET, 5)
+    _restamp_crc(batch)
+    _bad_produce(live, TOPIC, 0, bytes(batch), INVALID_RECORD)
+
+
+def case_batch_longer_than_its_data(live: Live) -> None:
+    """Kafka finds no complete batch in the partition's data: INVALID_RECORD (ProduceRequest.
+    validateRecords, "must have at least one record batch")."""
+    batch = values_batch([b"BAD-short-" + b"s" * 200])
+    _bad_produce(live, TOPIC, 0, batch[:-50], INVALID_RECORD)
+
+
+def case_batch_magic_not_2(live: Live) -> None:
+    """Magic 0 or 1 in Produce v3+: INVALID_RECORD (ProduceRequest.validateRecords). A magic
+    no format has: CORRUPT_MESSAGE (ByteBufferLogInputStream, "Invalid magic found")."""
+    for magic, expected in ((1, INVALID_RECORD), (7, CORRUPT_MESSAGE)):
+        batch = bytearray(values_batch([f"BAD-magic-{magic}".encode()]))
+        batch[MAGIC_OFFSET] = magic
+        _bad_produce(live, TOPIC, 0, bytes(batch), expected)
 
 
 def case_sequence_gap(live: Live) -> None:
