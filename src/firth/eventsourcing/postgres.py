@@ -33,8 +33,9 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.types.json import set_json_loads
 
-from firth.eventsourcing.codec import encode
+from firth.eventsourcing.codec import decode, encode
 from firth.eventsourcing.errors import (
     ConcurrencyError,
     EventStoreError,
@@ -78,6 +79,11 @@ _INSERT = (
 )
 
 
+def _json_loads(data: str | bytes) -> Any:
+    """jsonb loader: the direct scanner of `codec.decode` (psycopg hands over bytes)."""
+    return decode(data if isinstance(data, str) else bytes(data).decode())
+
+
 class _AlreadyStored(Exception):
     """Internal: an event id of the batch is stored; decide idempotency after the rollback."""
 
@@ -115,9 +121,11 @@ class PostgresEventStore(EventStore):
     # -- plumbing --------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
+        conn = psycopg.connect(
             self.url, autocommit=True, connect_timeout=int(self._connect_timeout)
         )
+        set_json_loads(_json_loads, conn)
+        return conn
 
     def _connection(self) -> psycopg.Connection[Any]:
         conn = self._conn
