@@ -8,7 +8,8 @@ carries on (its retries, then the backlog built up while the broker was down); t
 killed and restarted once more; after more acknowledgements the producer is told to stop and
 flushes. Then every partition is read from the beginning: each acknowledged message must be at
 its acknowledged offset, and each partition must hold its share of the stream in order with
-nothing written twice.
+nothing written twice. The topic's segments are small, so the stream rolls many of them and
+recovery has several segments per partition to check.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ PARTITIONS = 3
 RATE = 4_000  # messages per second the producer enqueues
 ACKS_BETWEEN_KILLS = 2_000
 KILLS = 2
+SEGMENT_BYTES = 32 * 1024
 
 PRODUCER = """
 import sys, time
@@ -94,7 +96,9 @@ def test_acknowledged_messages_survive_two_sigkills(tmp_path: Path) -> None:
     script = tmp_path / "producer.py"
     script.write_text(PRODUCER)
     with broker_process(tmp_path / "data", num_partitions=PARTITIONS) as broker:
-        create_topic(broker.bootstrap, TOPIC, PARTITIONS)
+        # Small segments: the stream rolls many of them, so the kills land near rolls and
+        # recovery walks several segments per partition.
+        create_topic(broker.bootstrap, TOPIC, PARTITIONS, {"segment.bytes": str(SEGMENT_BYTES)})
         producer = subprocess.Popen(
             [
                 sys.executable,
