@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -105,7 +106,10 @@ def _run_kafka_python(cfg: dict[str, Any], stopping: threading.Event) -> None:
     consumer.subscribe([cfg["topic"]], listener=Listener())
     _emit("started")
     while not stopping.is_set():
-        batches = consumer.poll(timeout_ms=100)
+        # Not shorter: kafka-python 3.0.12 loses a rebalance it was leading when poll() times
+        # out while its JoinGroup is in flight (the join task completes in the background and
+        # no later poll applies its assignment), against any broker.
+        batches = consumer.poll(timeout_ms=1000)
         for records in batches.values():
             for record in records:
                 _emit("msg", p=record.partition, o=record.offset)
@@ -157,6 +161,12 @@ def _run_aiokafka(cfg: dict[str, Any], stopping: threading.Event) -> None:
 def member_main() -> None:
     """Entry point of a member process: one JSON config argument."""
     cfg = json.loads(sys.argv[1])
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if os.environ.get("GROUPS_MEMBER_DEBUG"):
+        logging.getLogger("kafka.coordinator").setLevel(logging.DEBUG)
+        logging.getLogger("kafka.consumer").setLevel(logging.DEBUG)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     runner = {
@@ -178,6 +188,7 @@ class Member:
         self.cfg = cfg
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the member)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -187,7 +198,7 @@ class Member:
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self.stderr,
             text=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -203,6 +214,15 @@ class Member:
             event["t"] = time.monotonic()
             with self.lock:
                 self.events.append(event)
+
+    def report(self) -> str:
+        """What the member said on stderr and its last events, for a failing test's output."""
+        self.stderr.seek(0)
+        log = self.stderr.read().decode(errors="replace").splitlines()[-60:]
+        events = [e for e in self.snapshot() if e["e"] != "msg"][-10:]
+        return f"member {self.cfg}: {len(self.consumed())} consumed, events {events}\n" + "\n".join(
+            log
+        )
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -255,12 +275,16 @@ def broker() -> Iterator[Any]:
         yield running
 
 
-@pytest.fixture
-def members() -> Iterator[list[Member]]:
+def member_pool() -> Iterator[list[Member]]:
+    """Members a test starts; stopped (and their reports printed) when it ends."""
     started: list[Member] = []
     yield started
     for member in started:
         member.stop()
+        print(member.report())  # shown only when the test fails
+
+
+members = pytest.fixture(member_pool, name="members")
 
 
 _topic_counter = iter(range(10**6))

@@ -375,7 +375,7 @@ class GroupCoordinator:
         group.add(member)
         future = self._await_join(member)
         self._touch_session(group, member)
-        self._maybe_prepare_rebalance(group)
+        self._maybe_prepare_rebalance(group, f"member {member_id} joined")
         return future
 
     def _update_member_and_rebalance(
@@ -390,7 +390,7 @@ class GroupCoordinator:
         member.session_timeout_ms = session_timeout_ms
         member.rebalance_timeout_ms = rebalance_timeout_ms
         future = self._await_join(member)
-        self._maybe_prepare_rebalance(group)
+        self._maybe_prepare_rebalance(group, f"member {member.member_id} rejoined")
         return future
 
     def _await_join(self, member: Member) -> asyncio.Future[JoinResult]:
@@ -460,11 +460,18 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ rebalance machinery
 
-    def _maybe_prepare_rebalance(self, group: Group) -> None:
+    def _maybe_prepare_rebalance(self, group: Group, reason: str) -> None:
         if group.state in (S.EMPTY, S.STABLE, S.COMPLETING_REBALANCE):
-            self._prepare_rebalance(group)
+            self._prepare_rebalance(group, reason)
 
-    def _prepare_rebalance(self, group: Group) -> None:
+    def _prepare_rebalance(self, group: Group, reason: str) -> None:
+        logger.info(
+            "group %s: rebalancing from %s, generation %d: %s",
+            group.group_id,
+            group.state.value,
+            group.generation,
+            reason,
+        )
         if group.is_(S.COMPLETING_REBALANCE):
             # The generation that was being assigned is abandoned: its SyncGroups fail.
             for member in group.members.values():
@@ -546,6 +553,14 @@ class GroupCoordinator:
             return
         group.protocol_name = group.select_protocol()
         group.transition(E.JOIN_COMPLETE, now)
+        logger.info(
+            "group %s: generation %d with %d members, protocol %s, leader %s",
+            group.group_id,
+            group.generation,
+            len(group.members),
+            group.protocol_name,
+            group.leader_id,
+        )
         for member in group.members.values():
             result = self._join_result(group, member)
             waiter = member.join_waiter
@@ -580,7 +595,7 @@ class GroupCoordinator:
                 )
                 self._drop_member(group, member, ErrorCode.UNKNOWN_MEMBER_ID)
         group.pending_sync.clear()
-        self._after_member_removed(group)
+        self._after_member_removed(group, "members did not SyncGroup in time")
 
     def _expire_pending_member(self, group: Group, member_id: str) -> None:
         if group.pending_members.pop(member_id, None) is not None:
@@ -615,7 +630,7 @@ class GroupCoordinator:
             "group %s: member %s missed its session timeout", group.group_id, member.member_id
         )
         self._drop_member(group, member, ErrorCode.UNKNOWN_MEMBER_ID)
-        self._after_member_removed(group)
+        self._after_member_removed(group, f"member {member.member_id} expired")
 
     def _drop_member(self, group: Group, member: Member, error: ErrorCode) -> None:
         self._fail_waiters(member, error)
@@ -624,9 +639,9 @@ class GroupCoordinator:
             member.session_timer = None
         group.remove(member.member_id)
 
-    def _after_member_removed(self, group: Group) -> None:
+    def _after_member_removed(self, group: Group, reason: str) -> None:
         if group.state in (S.STABLE, S.COMPLETING_REBALANCE):
-            self._prepare_rebalance(group)
+            self._prepare_rebalance(group, reason)
         # The members still missing may have been exactly the ones removed.
         self._maybe_complete_join(group)
 
@@ -712,6 +727,7 @@ class GroupCoordinator:
             for each in group.members.values():
                 each.assignment = assignments.get(each.member_id, b"")
             group.transition(E.LEADER_SYNC, self.timers.now())
+            logger.info("group %s: stable at generation %d", group.group_id, group.generation)
             for each in group.members.values():
                 waiter = each.sync_waiter
                 each.sync_waiter = None
@@ -782,7 +798,7 @@ class GroupCoordinator:
             removed = removed or outcome is ErrorCode.NONE
             results.append(MemberLeaveResult(member_id, instance_id, outcome))
         if removed:
-            self._after_member_removed(group)
+            self._after_member_removed(group, "members left")
         return LeaveResult(ErrorCode.NONE, results)
 
     def _leave_one(self, group: Group, member_id: str, instance_id: str | None) -> ErrorCode:
