@@ -108,14 +108,41 @@ def test_unknown_api_and_version_are_protocol_errors() -> None:
     assert raised.value.code is ErrorCode.UNSUPPORTED_VERSION
 
 
-def test_unknown_tagged_field_is_a_malformed_request_not_a_key_error() -> None:
-    # ApiVersions v3 body: client_software_name "a", version "b", then a tagged field 9.
-    body = bytes.fromhex("0261026201090100")
-    header = RequestHeader(18, 3, 1, None)
-    # kio refuses tags its schema does not know (the spec says skip them); we must not leak
-    # its KeyError, so this is INVALID_REQUEST.
-    with pytest.raises(MalformedRequestError):
-        decode_request(header, body, 0)
+def test_unknown_tagged_fields_are_skipped_as_the_protocol_says() -> None:
+    # ApiVersions v3 body, annotated; kio alone raises KeyError on tag 9.
+    body = bytes.fromhex(
+        "02"
+        "61"  # client_software_name "a" (compact)
+        "02"
+        "62"  # client_software_version "b"
+        "01"  # tagged fields: 1
+        "09"
+        "02"
+        "abcd"  # tag 9 (unknown), size 2, data
+    )
+    request = decode_request(RequestHeader(18, 3, 1, None), body, 0)
+    assert (request.client_software_name, request.client_software_version) == ("a", "b")
+
+
+def test_unknown_tags_are_dropped_and_known_ones_kept() -> None:
+    # Fetch v12 request with a known top-level tag (0: cluster_id) and an unknown one (7).
+    fetch_v12 = load_request_schema(1, 12)
+    request = fetch_v12(
+        cluster_id="c1",
+        max_wait=datetime.timedelta(milliseconds=5),
+        min_bytes=1,
+        max_bytes=100,
+        isolation_level=0,
+        topics=(),
+        forgotten_topics_data=(),
+        rack_id="",
+    )
+    data = kio_encode(request)
+    # Ends with the tagged fields: count 1, tag 0, size 3, compact string "c1" (length 2+1).
+    assert data.endswith(bytes.fromhex("010003036331"))
+    # Count 2: the same tag 0, then unknown tag 7 with size 1 and one byte.
+    spliced = data[:-6] + bytes.fromhex("02" + "0003036331" + "0701ff")
+    assert decode_request(RequestHeader(1, 12, 1, None), spliced, 0) == request
 
 
 @pytest.mark.parametrize(("key", "version"), EDGE_VERSIONS)

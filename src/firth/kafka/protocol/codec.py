@@ -7,7 +7,8 @@ response header. The hot APIs (Produce, Fetch) have hand-written codecs in `prod
 everything here is for the rest, where kio's pure-Python encoder (40-100 µs) is fine.
 
 Before kio decodes a body, `shape.check_shape` walks it (kio's native reader would abort the
-process on an absurd declared array length). Failure contract: decoding raises only `ProtocolError` subclasses — `UnknownApiError`,
+process on an absurd declared array length; it also drops tagged fields kio does not know,
+which the protocol says to skip). Failure contract: decoding raises only `ProtocolError` subclasses — `UnknownApiError`,
 `UnsupportedVersionError`, `MalformedRequestError` — whatever kio raised underneath. Bytes after
 the body inside the frame are ignored, as Kafka's own parser does.
 
@@ -55,7 +56,7 @@ from firth.kafka.protocol.header import (
     RequestHeader,
     encode_response_header,
 )
-from firth.kafka.protocol.shape import check_shape
+from firth.kafka.protocol.shape import prepare_body
 
 Buffer = bytes | bytearray | memoryview
 E = TypeVar("E")
@@ -98,9 +99,9 @@ def decode_request(header: RequestHeader, frame: Buffer, body_offset: int) -> An
     """Decode the request body at `frame[body_offset:]` into its versioned kio entity."""
     cls, reader = _reader(header.api_key, header.api_version)
     # kio's native reader aborts the process on absurd array lengths: check the shape first.
-    check_shape(cls, frame, body_offset)
+    body, offset = prepare_body(cls, frame, body_offset)
     try:
-        entity, _size = reader(frame, body_offset)
+        entity, _size = reader(body, offset)
     except Exception as exc:  # kio raises DecodeError, KeyError (unknown tag), ValueError...
         raise MalformedRequestError(
             message=f"malformed {type(exc).__name__} in API {header.api_key} "

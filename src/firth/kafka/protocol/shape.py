@@ -11,8 +11,12 @@ allocate for items that exist.
 The walk is compiled once per kio class into a list of steps (tables, not code): fixed-size
 fields, length-prefixed strings and bytes, arrays, nested (possibly nullable) entities, and the
 tagged-field section of flexible versions, whose known tags are walked too because kio parses
-them. It checks structure only; values (UTF-8, nulls where not allowed, unknown tags) are kio's
-to refuse, and `decode_request` turns kio's refusals into `MalformedRequestError`.
+them. It checks structure only; values (UTF-8, nulls where not allowed) are kio's to refuse, and
+`decode_request` turns kio's refusals into `MalformedRequestError`.
+
+Unknown tagged fields: the protocol says skip them, kio raises. `prepare_body` records each
+tagged-field section holding unknown tags and, only then, returns a copy of the body with those
+tags cut out, so a newer client's extra tags do not fail the request.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from firth.kafka.protocol.errors import MalformedRequestError
+from firth.kafka.protocol.primitives import uvarint
 
 Buffer = bytes | bytearray | memoryview
 
@@ -135,13 +140,17 @@ def _uvarint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
             raise _fail("varint longer than 5 bytes")
 
 
-def _walk(steps: list[Step], buf: Buffer, pos: int, end: int) -> int:
+Edits = list[tuple[int, int, bytes]] | None
+"""Tagged-field sections to rewrite without their unknown tags: (start, end, replacement)."""
+
+
+def _walk(steps: list[Step], buf: Buffer, pos: int, end: int, edits: Edits) -> int:
     for step in steps:
-        pos = _step(step, buf, pos, end)
+        pos = _step(step, buf, pos, end, edits)
     return pos
 
 
-def _step(step: Step, buf: Buffer, pos: int, end: int) -> int:
+def _step(step: Step, buf: Buffer, pos: int, end: int, edits: Edits) -> int:
     kind, arg = step
     if kind == _FIXED:
         pos += arg
@@ -180,7 +189,7 @@ def _step(step: Step, buf: Buffer, pos: int, end: int) -> int:
         if count > end - pos:
             raise _fail(f"array of {count} items in {end - pos} bytes")
         for _ in range(count):
-            pos = _step(item, buf, pos, end)
+            pos = _step(item, buf, pos, end, edits)
         return pos
     if kind == _FIXED_ARRAY:
         compact, size = arg
@@ -206,12 +215,16 @@ def _step(step: Step, buf: Buffer, pos: int, end: int) -> int:
             pos += 1
             if marker == 0xFF:  # int8 -1: null
                 return pos
-        return _walk(steps, buf, pos, end)
+        return _walk(steps, buf, pos, end, edits)
     # _TAGS
+    section_start = pos
     count, pos = _uvarint(buf, pos, end)
     if count > end - pos:
         raise _fail(f"{count} tagged fields in {end - pos} bytes")
+    kept: list[tuple[int, int]] = []
+    unknown = False
     for _ in range(count):
+        field_start = pos
         tag, pos = _uvarint(buf, pos, end)
         size, pos = _uvarint(buf, pos, end)
         field_end = pos + size
@@ -219,11 +232,40 @@ def _step(step: Step, buf: Buffer, pos: int, end: int) -> int:
             raise _fail("tagged field past the end of the request")
         known = arg.get(tag)
         if known is not None:
-            _step(known, buf, pos, field_end)
+            # Tags inside a known tag cannot be rewritten (its size would change): kio refuses.
+            _step(known, buf, pos, field_end, None)
+            kept.append((field_start, field_end))
+        else:
+            unknown = True
         pos = field_end
+    if unknown and edits is not None:
+        replacement = bytearray(uvarint(len(kept)))
+        for start, stop in kept:
+            replacement += buf[start:stop]
+        edits.append((section_start, pos, bytes(replacement)))
     return pos
 
 
 def check_shape(cls: type, buf: Buffer, pos: int) -> int:
     """Walk a `cls` body at `pos`; return where it ends. Raises `MalformedRequestError`."""
-    return _walk(_plan(cls), buf, pos, len(buf))
+    return _walk(_plan(cls), buf, pos, len(buf), None)
+
+
+def prepare_body(cls: type, buf: Buffer, pos: int) -> tuple[Buffer, int]:
+    """Check a `cls` body's shape and drop tagged fields its schema does not know.
+
+    The protocol says a reader skips unknown tags; kio raises instead. So when there are any,
+    this returns a rewritten copy of the body (rare); otherwise `buf` and `pos` unchanged.
+    """
+    edits: list[tuple[int, int, bytes]] = []
+    _walk(_plan(cls), buf, pos, len(buf), edits)
+    if not edits:
+        return buf, pos
+    out = bytearray()
+    cursor = pos
+    for start, stop, replacement in edits:  # the walk records sections in byte order
+        out += buf[cursor:start]
+        out += replacement
+        cursor = stop
+    out += buf[cursor:]
+    return bytes(out), 0
