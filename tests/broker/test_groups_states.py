@@ -64,3 +64,16 @@ def test_state_names_are_kafkas_wire_names() -> None:
     assert state_by_name("stable") is S.STABLE
     assert state_by_name("PREPARINGREBALANCE") is S.PREPARING_REBALANCE
     assert state_by_name("nope") is None
+
+
+def test_docs_print_exactly_this_table() -> None:
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "groups.md"
+    rows = set()
+    for line in page.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and state_by_name(cells[0]) and state_by_name(cells[2]):
+            rows.add((cells[0], cells[1], cells[2]))
+    expected = {(s.value, e.value, t.value) for (s, e), t in TRANSITIONS.items()}
+    assert rows == expected
