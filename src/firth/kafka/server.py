@@ -6,6 +6,10 @@ pipelined produce requests of one client share group-commit fsyncs), but they st
 order, and responses are written strictly in request order, as the Kafka protocol requires: a
 finished response waits in its slot until every earlier one is written.
 
+Responses that become ready in the same event-loop iteration (a group-commit round wakes every
+produce it made durable at once) are written together: completion schedules one flush per
+iteration, which hands every ready response to a single `writelines` (one send syscall).
+
 Backpressure has two names: too many requests in flight on a connection, or the transport's
 write buffer above its high-water mark, both pause reading until the condition clears.
 
@@ -52,6 +56,7 @@ class KafkaConnection(asyncio.Protocol):
         self.peer_host = ""
         self.slots: deque[_Slot] = deque()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.write_scheduled = False
         self.paused_by_us = False
         self.write_paused = False
         self.closing = False
@@ -145,21 +150,29 @@ class KafkaConnection(asyncio.Protocol):
             self._abort("internal error")
             return
         slot.done = True
-        self._write_ready()
+        if not self.write_scheduled:
+            self.write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_ready)
 
     def _write_ready(self) -> None:
+        self.write_scheduled = False
         transport = self.transport
         if transport is None or self.closing:
             return
         slots = self.slots
+        out: list[bytes | memoryview] = []
         while slots and slots[0].done:
             response = slots.popleft().response
             if response is None:
                 continue
             if isinstance(response, list):
-                transport.writelines(response)
+                out.extend(response)
             else:
-                transport.write(response)
+                out.append(response)
+        if len(out) == 1:
+            transport.write(out[0])
+        elif out:
+            transport.writelines(out)
         self._update_reading()
 
     def _update_reading(self) -> None:
