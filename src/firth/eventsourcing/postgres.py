@@ -74,7 +74,7 @@ _COLUMNS = "position, stream_id, version, type, data, metadata, event_id, record
 _INSERT = (
     "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata)"
     " SELECT %s, %s + u.ord, u.event_id, u.type, %s, u.data::jsonb, u.metadata::jsonb"
-    " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
+    " FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[])"
     " WITH ORDINALITY AS u(event_id, type, data, metadata, ord) ORDER BY u.ord"
 )
 
