@@ -65,10 +65,10 @@ def _rabbitmq_url() -> Iterator[str]:
 
     node = RabbitMQNode()
     try:
-        node.start()
-    except RabbitMQUnavailable as error:
-        pytest.fail(f"cannot start the RabbitMQ target: {error}", pytrace=False)
-    try:
+        try:
+            node.start()
+        except RabbitMQUnavailable as error:
+            pytest.fail(f"cannot start the RabbitMQ target: {error}", pytrace=False)
         yield node.url
     finally:
         node.stop()

@@ -12,7 +12,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlparse
 
 import pika
@@ -21,7 +21,7 @@ import pika.spec
 from pamqp import commands, frame, heartbeat
 from pamqp.base import Frame
 
-Channel = pika.adapters.blocking_connection.BlockingChannel
+Channel: TypeAlias = pika.adapters.blocking_connection.BlockingChannel
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_END = b"\xce"
@@ -58,7 +58,7 @@ def pump_until(
         connection.process_data_events(time_limit=0.02)
 
 
-Got = tuple[pika.spec.Basic.GetOk, pika.spec.BasicProperties, bytes]
+Got: TypeAlias = tuple[pika.spec.Basic.GetOk, pika.spec.BasicProperties, bytes]
 
 
 def get(channel: Channel, queue: str, auto_ack: bool = True) -> Got | None:
@@ -220,7 +220,7 @@ class RawAmqp:
                     self.send_frame(commands.Connection.CloseOk())
                 except OSError:
                     pass
-                return int(value.reply_code)
+                return int(value.reply_code or 0)
 
 
 def raw_frame(frame_type: int, channel: int, payload: bytes) -> bytes:

@@ -113,11 +113,7 @@ class RabbitMQNode:
             )
         finally:
             log.close()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self._wait_ready()
 
     def _wait_ready(self) -> None:
         assert self._process is not None
@@ -146,6 +142,21 @@ class RabbitMQNode:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the whole node (no graceful stop); its folder and ports stay for ``restart``."""
+        process, self._process = self._process, None
+        if process is not None:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT_S)
+
+    def restart(self) -> None:
+        """Stop gracefully if running, then boot again on the same folder and ports."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            process.wait(STOP_TIMEOUT_S)
+        self.start()
 
     def stop(self) -> None:
         process, self._process = self._process, None

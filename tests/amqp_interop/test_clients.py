@@ -179,7 +179,8 @@ def test_aio_pika_nack_requeue_then_reject_to_dead_letter(amqp_url: str, name: N
                 await asyncio.sleep(0.02)  # polling interval while waiting for the dead letter
             assert dead_message is not None and dead_message.body == b"job"
             await dead_message.ack()
-            death = dead_message.headers["x-death"][0]
+            deaths: Any = dead_message.headers["x-death"]
+            death = deaths[0]
             assert (death["reason"], death["queue"]) == ("rejected", queue.name)
             assert await queue.get(fail=False) is None
 
