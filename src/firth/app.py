@@ -19,11 +19,15 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from firth.broker.broker import Broker, BrokerSettings
 from firth.broker.topic_config import BrokerDefaults
 from firth.config import Config, parse_host_port
 from firth.kafka.server import KafkaServer
+
+if TYPE_CHECKING:
+    from firth.amqp.server import AmqpServer
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class FirthApp:
         )
         host, port = parse_host_port(config.kafka_listen)
         self.kafka = KafkaServer(self.broker, host, port, config.kafka_advertised)
+        self.amqp: AmqpServer | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
         self._lock_fd: int | None = None
@@ -64,6 +69,10 @@ class FirthApp:
     @property
     def kafka_address(self) -> tuple[str, int]:
         return self.kafka.address
+
+    @property
+    def amqp_address(self) -> tuple[str, int] | None:
+        return None if self.amqp is None else self.amqp.address
 
     def _lock_data_dir(self) -> None:
         data_dir = Path(self.config.data_dir)
@@ -84,6 +93,16 @@ class FirthApp:
         try:
             await self.broker.start()
             await self.kafka.start()
+            if self.config.amqp_listen is not None:
+                from firth.amqp.codec import AmqpPropertiesCodec
+                from firth.amqp.server import AmqpServer
+
+                vhost = self.broker.open_vhost("/", AmqpPropertiesCodec())
+                amqp_host, amqp_port = parse_host_port(self.config.amqp_listen)
+                self.amqp = AmqpServer(
+                    amqp_host, amqp_port, vhost=vhost, group_commit=self.broker.group_commit
+                )
+                await self.amqp.start()
         except BaseException:
             self._unlock()
             raise
@@ -96,11 +115,16 @@ class FirthApp:
         timeout = self.config.shutdown_timeout_s
         logger.info("stopping: finishing in-flight requests (at most %.1fs)", timeout)
         self.kafka.stop_accepting()
+        if self.amqp is not None:
+            self.amqp.stop_accepting()
         self.broker.stopping = True
         for partition in self.broker.catalog.all_partitions():
             partition.wake_all()
         try:
-            await self.kafka.drain(timeout / 2)
+            if self.amqp is not None:
+                await asyncio.gather(self.kafka.drain(timeout / 2), self.amqp.drain(timeout / 2))
+            else:
+                await self.kafka.drain(timeout / 2)
         finally:
             await self.broker.stop()
             self._unlock()

@@ -90,6 +90,8 @@ class Config:
     kafka_listen: str = "127.0.0.1:9092"
     # HOST:PORT clients are told to connect to in Metadata; None = the bound listen address.
     kafka_advertised: str | None = None
+    # Where the AMQP 0-9-1 listener binds (RabbitMQ clients); None = no AMQP listener.
+    amqp_listen: str | None = None
     # Create a topic when a client asks for metadata of (or produces to) an unknown one.
     auto_create_topics: bool = True
     # Partition count of auto-created topics and of CreateTopics without a count.
@@ -292,6 +294,7 @@ _KIND_WORDS = {
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "kafka_listen": _check_address,
     "kafka_advertised": _check_advertised,
+    "amqp_listen": _check_address,
     "num_partitions": _at_least(1),
     "log_segment_bytes": _at_least(MIN_SEGMENT_BYTES),
     "log_segment_ms": _at_least(1),
@@ -309,6 +312,7 @@ _TYPES: dict[str, tuple[type, bool]] = {
     "data_dir": (Path, False),
     "kafka_listen": (str, False),
     "kafka_advertised": (str, True),
+    "amqp_listen": (str, True),
     "auto_create_topics": (bool, False),
     "num_partitions": (int, False),
     "fsync": (bool, False),
@@ -330,7 +334,7 @@ def _build_specs() -> dict[str, _FieldSpec]:
     for f in dataclasses.fields(Config):
         kind, optional = _TYPES[f.name]
         words = _KIND_WORDS[kind]
-        if f.name in ("kafka_listen", "kafka_advertised"):
+        if f.name in ("kafka_listen", "kafka_advertised", "amqp_listen"):
             words = "HOST:PORT"
         if f.name == "log_level":
             words = "one of " + ", ".join(LOG_LEVELS)

@@ -14,6 +14,7 @@ ROUTING_REPLIES: dict[str, tuple[ReplyCode, bool]] = {
     "not_found": (ReplyCode.NOT_FOUND, False),
     "access_refused": (ReplyCode.ACCESS_REFUSED, False),
     "precondition_failed": (ReplyCode.PRECONDITION_FAILED, False),
+    "resource_locked": (ReplyCode.RESOURCE_LOCKED, False),
     "command_invalid": (ReplyCode.COMMAND_INVALID, True),
     "internal": (ReplyCode.INTERNAL_ERROR, True),
 }

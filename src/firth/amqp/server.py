@@ -10,10 +10,19 @@ acts on each event and writes what the connection produced. What lives here and 
 - write backpressure (``_Flow``): when the transport's buffer is full we stop reading, so a
   client that does not read its deliveries cannot make us buffer without bound.
 
-Method dispatch is the ``HANDLERS`` table, method class → handler. This first cut implements
-negotiation, channels and heartbeats only, so the table is empty and every other method is
-answered with 540 NOT_IMPLEMENTED (connection.close), and the capabilities table advertises
-only ``authentication_failure_close``. Nothing is advertised that is not implemented.
+Method dispatch is the ``HANDLERS`` table of ``firth.amqp.channel`` (method class → handler
+on the broker-side ``Channel``); a method without a handler is answered with 540
+NOT_IMPLEMENTED. Errors from the broker core are mapped to reply codes by
+``firth.amqp.errors.amqp_error_for``.
+
+Output batching: handlers and deliveries append frames to the connection's buffer; it is
+written once per batch of input (``_process``) or, for deliveries and confirms caused by
+other connections or timers, once per loop turn (``request_flush``). While the transport's
+buffer is full, consumers on this connection take no more messages (``writing_paused``); they
+resume when it drains.
+
+The capabilities advertised are exactly those implemented (``IMPLEMENTED_CAPABILITIES``);
+``connection.blocked`` is not, as there is no memory or disk alarm yet.
 """
 
 from __future__ import annotations
@@ -21,13 +30,21 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
+from firth.amqp.channel import HANDLERS, Channel
+from firth.amqp.codec import AmqpPropertiesCodec
+from firth.amqp.errors import amqp_error_for
 from firth.amqp.protocol import (
     AmqpChannelError,
     AmqpConnection,
     AmqpConnectionError,
     AmqpError,
+    ChannelClosed,
+    ChannelOpened,
     ConnectionClosed,
     ConnectionOpened,
     Event,
@@ -37,8 +54,12 @@ from firth.amqp.protocol import (
     ReplyCode,
 )
 from firth.amqp.protocol.constants import DEFAULT_FRAME_MAX, DEFAULT_HEARTBEAT
-from firth.amqp.protocol.methods import Method
 from firth.amqp.protocol.negotiation import Credentials
+from firth.broker.exchanges import RoutingError
+from firth.broker.queues import VirtualHost
+
+if TYPE_CHECKING:
+    from firth.broker.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +68,17 @@ HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_OK_TIMEOUT_S = 3.0
 """How long we wait for close-ok after sending connection.close before dropping the socket."""
 
-IMPLEMENTED_CAPABILITIES: dict[str, bool] = {"authentication_failure_close": True}
-"""What this front end really does; grows as the broker side lands (see negotiation.py)."""
-
-Handler = Callable[["AmqpProtocol", int, Method | Message], None]
-HANDLERS: dict[type[Method], Handler] = {}
-"""Method class → handler for methods on open channels; absent means NOT_IMPLEMENTED."""
+IMPLEMENTED_CAPABILITIES: dict[str, bool] = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+"""What this front end really does (RabbitMQ's set minus connection.blocked)."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -96,11 +122,17 @@ class AmqpProtocol(asyncio.Protocol):
         self._last_received = self._loop.time()
         self._timers: list[asyncio.TimerHandle] = []
         self._heartbeat_interval = 0.0
+        self.channels: dict[int, Channel] = {}
+        self.dirty_channels: set[Channel] = set()
+        """Channels with confirms to send at the end of this batch."""
+        self.cancel_notify = False
+        self._flush_scheduled = False
+        self._held = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport = transport
         self.flow = _Flow(transport)
         peer = transport.get_extra_info("peername") or ("", 0)
@@ -110,6 +142,8 @@ class AmqpProtocol(asyncio.Protocol):
         self._timers.append(self._loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_timeout))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._forget_channels()
+        self.server.vhost.owner_gone(self)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -125,6 +159,40 @@ class AmqpProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.flow is not None:
             self.flow.resume_writing()
+        for channel in list(self.channels.values()):
+            channel.resume()
+        self._flush()
+
+    @property
+    def writing_paused(self) -> bool:
+        return self.flow is not None and self.flow.writing_paused
+
+    def request_flush(self) -> None:
+        """Write buffered output at the end of this loop turn (once, however often asked)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
+
+    def hold(self) -> None:
+        """Stop handling input until ``release`` (a tx.commit waiting for its fsync)."""
+        self._held = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def release(self) -> None:
+        self._held = False
+        if self.transport is not None and not self.writing_paused:
+            self.transport.resume_reading()
+        self._process()
+
+    def _forget_channels(self) -> None:
+        channels, self.channels = self.channels, {}
+        for channel in channels.values():
+            channel.close()
 
     def data_received(self, data: bytes) -> None:
         self._last_received = self._loop.time()
@@ -135,19 +203,33 @@ class AmqpProtocol(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self.conn
-        while not conn.closed:
+        while not conn.closed and not self._held:
             try:
                 event = conn.next_event()
                 if event is None:
                     break
-                self._on_event(event)
+                try:
+                    self._on_event(event)
+                except RoutingError as error:
+                    channel = getattr(event, "channel", 0)
+                    method = getattr(event, "method", None)
+                    raise amqp_error_for(
+                        error,
+                        channel=channel,
+                        class_id=method.CLASS_ID if method is not None else 0,
+                        method_id=method.METHOD_ID if method is not None else 0,
+                    ) from None
             except ProtocolHeaderError:
                 break
             except AmqpChannelError as error:
+                broken = self.channels.pop(error.channel, None)
+                if broken is not None:
+                    broken.close()
                 conn.close_channel(error)
             except AmqpConnectionError as error:
                 logger.info("closing AMQP connection from %s:%d: %s", *self.peer, error)
                 conn.close(error)
+                self._forget_channels()
                 self._timers.append(self._loop.call_later(CLOSE_OK_TIMEOUT_S, self._abort))
         self._flush()
 
@@ -155,20 +237,31 @@ class AmqpProtocol(asyncio.Protocol):
         if isinstance(event, MethodFrame | Message):
             method = event.method
             handler = HANDLERS.get(type(method))
-            if handler is None:
+            channel = self.channels.get(event.channel)
+            if handler is None or channel is None:
                 raise AmqpConnectionError(
                     ReplyCode.NOT_IMPLEMENTED,
-                    f"{method.NAME} is not implemented by this server yet",
+                    f"{method.NAME} is not implemented by this server",
                     method.CLASS_ID,
                     method.METHOD_ID,
                 )
-            handler(self, event.channel, event if isinstance(event, Message) else method)
+            handler(channel, event if isinstance(event, Message) else method)
+        elif isinstance(event, ChannelOpened):
+            self.channels[event.channel] = Channel(self, event.channel)
+        elif isinstance(event, ChannelClosed):
+            closed = self.channels.pop(event.channel, None)
+            if closed is not None:
+                closed.close()
         elif isinstance(event, ConnectionOpened):
             self._on_opened(event)
         elif isinstance(event, ConnectionClosed):
             logger.debug("AMQP connection from %s:%d closed: %s", *self.peer, event)
+            self._forget_channels()
 
     def _on_opened(self, event: ConnectionOpened) -> None:
+        capabilities = event.client_properties.get("capabilities")
+        if isinstance(capabilities, dict):
+            self.cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -187,6 +280,11 @@ class AmqpProtocol(asyncio.Protocol):
     # -- output and timers -------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        if self.dirty_channels:
+            dirty, self.dirty_channels = self.dirty_channels, set()
+            for channel in dirty:
+                if not channel.closed:
+                    channel.flush_confirms()
         transport = self.transport
         if transport is None:
             return
@@ -244,7 +342,15 @@ class AmqpServer:
         loopback_users: frozenset[str] = frozenset({"guest"}),
         frame_max: int = DEFAULT_FRAME_MAX,
         heartbeat: int = DEFAULT_HEARTBEAT,
+        vhost: VirtualHost | None = None,
+        group_commit: GroupCommit | None = None,
     ) -> None:
+        if vhost is None:  # a broker of its own, in memory only (tests of the front end)
+            vhost = VirtualHost(
+                Path(tempfile.mkdtemp(prefix="firth-amqp-")), AmqpPropertiesCodec(), fsync=False
+            )
+        self.vhost = vhost
+        self.group_commit = group_commit
         self.host = host
         self.port = port
         self.users = dict(users if users is not None else {"guest": "guest"})

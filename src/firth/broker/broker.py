@@ -20,6 +20,7 @@ from firth.broker.group_commit import GroupCommit
 from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.coordinator import GroupCoordinator
 from firth.broker.producers import ProducerIdAllocator
+from firth.broker.queues import PropertiesCodec, VirtualHost
 from firth.broker.topic_config import BrokerDefaults
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Broker:
         )
         self.groups: GroupCoordinator | None = None
         """The consumer-group coordinator; opened by start()."""
+        self.vhosts: dict[str, VirtualHost] = {}
+        """AMQP virtual hosts (queues and exchanges), opened by ``open_vhost``."""
         self._housekeeping: list[asyncio.Task[None]] = []
         self.stopping = False
         """Set when the server begins a graceful stop: long polls return at once."""
@@ -96,7 +99,17 @@ class Broker:
             ),
         ]
 
+    def open_vhost(self, name: str, codec: PropertiesCodec) -> VirtualHost:
+        """Open (loading definitions and durable queues) the virtual host ``name``."""
+        directory = self.settings.data_dir / "__amqp" / ("default" if name == "/" else name)
+        vhost = VirtualHost(directory, codec, name=name, fsync=self.settings.fsync)
+        vhost.load()
+        self.vhosts[name] = vhost
+        return vhost
+
     async def stop(self) -> None:
+        for vhost in self.vhosts.values():
+            vhost.close()
         for task in self._housekeeping:
             task.cancel()
         for task in self._housekeeping:

@@ -48,11 +48,20 @@ class RunningBroker:
     kafka_host: str
     kafka_port: int
     _stop: Callable[[], None] = field(repr=False)
+    amqp_host: str | None = None
+    amqp_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         """``"127.0.0.1:PORT"``: the value for a client's ``bootstrap.servers``."""
         return format_host_port(self.kafka_host, self.kafka_port)
+
+    @property
+    def amqp_url(self) -> str | None:
+        """``amqp://guest:guest@127.0.0.1:PORT/`` when an AMQP listener runs (``amqp_listen``)."""
+        if self.amqp_host is None or self.amqp_port is None:
+            return None
+        return f"amqp://guest:guest@{format_host_port(self.amqp_host, self.amqp_port)}/"
 
     def stop(self) -> None:
         """Stop the broker gracefully now (idempotent); the context exit then only cleans up."""
@@ -65,6 +74,7 @@ class _BrokerThread:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.address: tuple[str, int] | None = None
+        self.amqp_address: tuple[str, int] | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,6 +129,7 @@ class _BrokerThread:
             stop_requested = self._stop_requested
         await app.start()
         try:
+            self.amqp_address = app.amqp_address
             self.address = app.kafka_address
             self._started.set()
             await stop_requested.wait()
@@ -143,7 +154,8 @@ def running_broker(
     ``data_dir``: keep data there (not removed afterwards); default: a temporary folder that is
     removed. ``config_overrides``: any ``firth.config.Config`` field, e.g. ``num_partitions=3``,
     ``auto_create_topics=False``, ``fsync=False`` (faster, loses nothing a test needs unless it
-    tests crashes). Yields a RunningBroker; ``broker.bootstrap`` goes in a client's config.
+    tests crashes), ``amqp_listen="127.0.0.1:0"`` (an AMQP listener; ``broker.amqp_url``).
+    Yields a RunningBroker; ``broker.bootstrap`` goes in a client's config.
     """
     temporary = data_dir is None
     folder = Path(tempfile.mkdtemp(prefix="firth-test-")) if data_dir is None else Path(data_dir)
@@ -158,6 +170,8 @@ def running_broker(
                 kafka_host=host,
                 kafka_port=port,
                 _stop=thread.stop,
+                amqp_host=thread.amqp_address[0] if thread.amqp_address else None,
+                amqp_port=thread.amqp_address[1] if thread.amqp_address else None,
             )
         finally:
             thread.stop()

@@ -1,0 +1,173 @@
+"""A durable queue on disk: a log of its messages plus a journal of what became of them.
+
+Layout of one queue's folder::
+
+    <queue dir>/gen-00000003/log/...     the messages: a firth.log.Log, one batch per message
+    <queue dir>/gen-00000003/journal     settle journal: fixed 13-byte entries, appended
+
+A journal entry is ``u8 kind, u64 log offset, u32 count``:
+
+- ``SETTLED``: the message was acknowledged, dropped or dead-lettered; it is not loaded again;
+- ``DELIVERED``: handed to a consumer (so after a restart it comes back redelivered);
+- ``RETURNED``: it came back unsettled; ``count`` is its delivery count (x-delivery-count),
+  which therefore survives restarts.
+
+Journal entries are buffered and written (no fsync) once per event-loop turn: after a crash a
+lost settle means a redelivery, never a loss. Messages are made durable by the group commit
+before a publisher confirm (``Log.flush``).
+
+Reclaiming space: when every message of a queue is settled and its log has grown past
+``RESET_BYTES``, the store starts a new generation (an empty log and journal in
+``gen-N+1``) and deletes the old one. Opening keeps only the newest generation, so a crash in
+between loses nothing (the old generation held no live message).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from pathlib import Path
+
+from firth.broker.queues.message import QueuedMessage, build_batch, decode_batch_value, decode_value
+from firth.fsutil import fsync_dir
+from firth.log import Log, LogConfig
+
+SETTLED = 1
+DELIVERED = 2
+RETURNED = 3
+_ENTRY = struct.Struct(">BQI")
+RESET_BYTES = 64 * 1024 * 1024
+"""A fully settled queue whose log is larger than this starts a fresh generation."""
+
+LOG_CONFIG = LogConfig(
+    segment_bytes=64 * 1024 * 1024,
+    retention_ms=-1,
+    retention_bytes=-1,
+    max_message_bytes=256 * 1024 * 1024,
+    segment_ms=365 * 24 * 3600 * 1000,
+)
+
+
+class QueueStore:
+    """The on-disk half of one durable queue (see the module docstring)."""
+
+    def __init__(self, directory: Path, *, fsync: bool = True) -> None:
+        self.directory = directory
+        self.fsync = fsync
+        self.generation = 0
+        self.log: Log | None = None
+        self._journal_fd = -1
+        self._pending = bytearray()
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    def open(self) -> list[QueuedMessage]:
+        """Open (creating if needed) and return the live messages in log order."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        generations = sorted(
+            int(p.name[4:]) for p in self.directory.iterdir() if p.name.startswith("gen-")
+        )
+        self.generation = generations[-1] if generations else 0
+        for old in generations[:-1]:
+            shutil.rmtree(self._gen_dir(old), ignore_errors=True)
+        return self._open_generation()
+
+    def _gen_dir(self, generation: int) -> Path:
+        return self.directory / f"gen-{generation:08d}"
+
+    def _open_generation(self) -> list[QueuedMessage]:
+        gen_dir = self._gen_dir(self.generation)
+        gen_dir.mkdir(parents=True, exist_ok=True)
+        self.log = Log.open(gen_dir / "log", LOG_CONFIG)
+        journal = gen_dir / "journal"
+        settled: set[int] = set()
+        delivered: set[int] = set()
+        returns: dict[int, int] = {}
+        if journal.exists():
+            data = journal.read_bytes()
+            usable = len(data) - len(data) % _ENTRY.size
+            for kind, offset, count in _ENTRY.iter_unpack(data[:usable]):
+                if kind == SETTLED:
+                    settled.add(offset)
+                elif kind == DELIVERED:
+                    delivered.add(offset)
+                elif kind == RETURNED:
+                    returns[offset] = count
+                    delivered.add(offset)
+            if usable != len(data):
+                os.truncate(journal, usable)
+        self._journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        messages: list[QueuedMessage] = []
+        for header, batch in self.log.batches(self.log.log_start_offset):
+            offset = header.base_offset
+            if offset in settled:
+                continue
+            message = decode_value(decode_batch_value(batch))
+            message.offset = offset
+            message.returns = returns.get(offset, 0)
+            message.redelivered = offset in delivered
+            messages.append(message)
+        return messages
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def append(self, message: QueuedMessage) -> int:
+        """Store ``message`` (sets its offset); returns the log end offset to wait durable for."""
+        assert self.log is not None
+        batch, header = build_batch(message)
+        message.offset = self.log.append(batch, header)
+        return message.offset + 1
+
+    def note(self, kind: int, message: QueuedMessage) -> None:
+        if message.offset >= 0:
+            self._pending += _ENTRY.pack(kind, message.offset, message.returns)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def write_journal(self) -> None:
+        """Write buffered journal entries (page cache; no fsync)."""
+        if self._pending and self._journal_fd >= 0:
+            data, self._pending = bytes(self._pending), bytearray()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._journal_fd, view) :]
+
+    def maybe_reset(self) -> bool:
+        """Start a new generation if the log is big; call only when nothing is live."""
+        assert self.log is not None
+        if self.log.size_bytes < RESET_BYTES:
+            return False
+        self.write_journal()
+        old = self.generation
+        self._close_files()
+        self.generation = old + 1
+        self._open_generation()
+        if self.fsync:
+            fsync_dir(self.directory)
+        shutil.rmtree(self._gen_dir(old), ignore_errors=True)
+        return True
+
+    # -- closing -----------------------------------------------------------------------------------
+
+    def _close_files(self) -> None:
+        if self._journal_fd >= 0:
+            os.close(self._journal_fd)
+            self._journal_fd = -1
+        if self.log is not None and not self.log.closed:
+            self.log.close()
+
+    def close(self) -> None:
+        self.write_journal()
+        self._close_files()
+
+    def delete(self) -> None:
+        self._pending.clear()
+        if self._journal_fd >= 0:
+            os.close(self._journal_fd)
+            self._journal_fd = -1
+        if self.log is not None and not self.log.closed:
+            self.log.abandon()
+        shutil.rmtree(self.directory, ignore_errors=True)
