@@ -238,3 +238,32 @@ def test_sigkill_mid_publish_then_restart_publishes_each_event_once(
         header(m.headers(), "event-id") == str(stored_ids[p]).encode()
         for p, m in zip(positions(messages), messages, strict=True)
     )
+
+
+def test_unreachable_kafka_is_a_one_line_error(sqlite_url: str) -> None:
+    with EventStore.open(sqlite_url) as store:
+        fill(store, 3)
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "firth.eventsourcing.cli",
+            "relay",
+            "--store",
+            sqlite_url,
+            "--to",
+            "127.0.0.1:1",
+            "--topic",
+            "t",
+            "--timeout",
+            "2",
+            "--until-caught-up",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "relay to t at 127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30

@@ -86,6 +86,12 @@ def register(subparsers: Any) -> None:
         "--partitions", type=int, default=1, help="partitions if the topic is created (default 1)"
     )
     relay.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for Kafka (metadata, acknowledgements) before failing (default 30)",
+    )
+    relay.add_argument(
         "--standby",
         action="store_true",
         help="if another relay to the topic is active, wait and take over when it stops",
@@ -190,7 +196,12 @@ def _relay(store: EventStore, args: argparse.Namespace, console: Console) -> int
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     relay = OutboxRelay(
-        store, args.to, args.topic, partitions=args.partitions, standby=args.standby
+        store,
+        args.to,
+        args.topic,
+        partitions=args.partitions,
+        standby=args.standby,
+        timeout=args.timeout,
     )
     stats = relay.run(stop, until_caught_up=args.until_caught_up)
     console.print(

@@ -62,6 +62,8 @@ HEADER_RECORDED_AT = "recorded-at"
 HEADER_METADATA = "metadata"
 LEASE_PREFIX = "outbox:"
 
+FINAL_FLUSH_TIMEOUT = 5.0  # seconds a stopping relay waits for in-flight records
+
 # The producer settings exactly-once depends on; callers may add others but not change these.
 REQUIRED_PRODUCER_CONFIG: dict[str, Any] = {
     "enable.idempotence": True,
@@ -246,74 +248,86 @@ class OutboxRelay:
     ) -> RelayStats:
         """Take the lease, resume from the topic, publish until `stop` is set (or, with
         `until_caught_up`, until every event stored at start-up is published)."""
-        from confluent_kafka import KafkaException, Producer
+        from confluent_kafka import KafkaException
 
         stop = stop or threading.Event()
         lease = self._acquire_lease(stop)
         if lease is None:
             return self.stats
         with lease:
-            partitions = self._ensure_topic()
-            last = self.published_positions(partitions)
-            self.stats.resumed_after = dict(last)
-            next_position = min(last.values()) + 1
-            log.info("relay to %s resumes at position %d (%s)", self.topic, next_position, last)
-            producer = Producer(self.producer_config)
-            failures: list[str] = []
-
-            def delivered(error: Any, message: Any) -> None:
-                if error is not None:
-                    failures.append(f"{message.topic()}/{message.partition()}: {error}")
-
-            target = self.store.head_position() if until_caught_up else None
-            subscription = self.store.subscribe(from_position=next_position)
             try:
-                while not stop.is_set():
-                    if target is not None and next_position > target:
-                        break
-                    first = subscription.next(timeout=0.2)
-                    if first is None:
-                        continue
-                    batch = [first]
-                    while len(batch) < self.batch_size:
-                        more = subscription.next(timeout=0)
-                        if more is None:
-                            break
-                        batch.append(more)
-                    for event in batch:
-                        partition = partition_for(event.stream_id, partitions)
-                        if event.position <= last[partition]:
-                            self.stats.skipped += 1
-                            continue
-                        key, value, headers = encode_record(event)
-                        while True:
-                            try:
-                                producer.produce(
-                                    self.topic,
-                                    value,
-                                    key,
-                                    partition=partition,
-                                    headers=headers,
-                                    on_delivery=delivered,
-                                )
-                                break
-                            except BufferError:  # the local queue is full: let it drain
-                                producer.poll(0.1)
-                        self.stats.published += 1
-                    remaining = producer.flush(self.timeout)
-                    if failures or remaining:
-                        raise RelayError(
-                            f"delivery to {self.topic} failed ({remaining} unacknowledged): "
-                            + "; ".join(failures[:3])
-                        )
-                    next_position = batch[-1].position + 1
-                    self.stats.last_position = batch[-1].position
-                    self.store.set_checkpoint(self.checkpoint_name, batch[-1].position)
-                    if on_batch is not None:
-                        on_batch(self.stats)
+                return self._publish(stop, until_caught_up, on_batch)
             except KafkaException as exc:
-                raise RelayError(f"relay to {self.topic}: {exc}") from exc
-            finally:
-                subscription.close()
-                producer.flush(self.timeout)
+                raise RelayError(f"relay to {self.topic} at {self.bootstrap}: {exc}") from exc
+
+    def _publish(
+        self,
+        stop: threading.Event,
+        until_caught_up: bool,
+        on_batch: Callable[[RelayStats], None] | None,
+    ) -> RelayStats:
+        """The relay's body, holding the lease."""
+        from confluent_kafka import Producer
+
+        partitions = self._ensure_topic()
+        last = self.published_positions(partitions)
+        self.stats.resumed_after = dict(last)
+        next_position = min(last.values()) + 1
+        log.info("relay to %s resumes at position %d (%s)", self.topic, next_position, last)
+        producer = Producer(self.producer_config)
+        failures: list[str] = []
+
+        def delivered(error: Any, message: Any) -> None:
+            if error is not None:
+                failures.append(f"{message.topic()}/{message.partition()}: {error}")
+
+        target = self.store.head_position() if until_caught_up else None
+        subscription = self.store.subscribe(from_position=next_position)
+        try:
+            while not stop.is_set():
+                if target is not None and next_position > target:
+                    break
+                first = subscription.next(timeout=0.2)
+                if first is None:
+                    continue
+                batch = [first]
+                while len(batch) < self.batch_size:
+                    more = subscription.next(timeout=0)
+                    if more is None:
+                        break
+                    batch.append(more)
+                for event in batch:
+                    partition = partition_for(event.stream_id, partitions)
+                    if event.position <= last[partition]:
+                        self.stats.skipped += 1
+                        continue
+                    key, value, headers = encode_record(event)
+                    while True:
+                        try:
+                            producer.produce(
+                                self.topic,
+                                value,
+                                key,
+                                partition=partition,
+                                headers=headers,
+                                on_delivery=delivered,
+                            )
+                            break
+                        except BufferError:  # the local queue is full: let it drain
+                            producer.poll(0.1)
+                    self.stats.published += 1
+                remaining = producer.flush(self.timeout)
+                if failures or remaining:
+                    raise RelayError(
+                        f"delivery to {self.topic} failed ({remaining} unacknowledged): "
+                        + "; ".join(failures[:3])
+                    )
+                next_position = batch[-1].position + 1
+                self.stats.last_position = batch[-1].position
+                self.store.set_checkpoint(self.checkpoint_name, batch[-1].position)
+                if on_batch is not None:
+                    on_batch(self.stats)
+        finally:
+            subscription.close()
+            producer.flush(min(self.timeout, FINAL_FLUSH_TIMEOUT))
         return self.stats
