@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -81,7 +81,11 @@ def free_port() -> int:
 
 
 class Broker:
-    """A `firth serve` subprocess with its own temporary data folder."""
+    """A `firth serve` subprocess with its own temporary data folder.
+
+    Every run gets a fresh topic, and topics are kept until the broker stops and the folder is
+    removed, so that no measurement overlaps with the file system reclaiming a deleted topic.
+    """
 
     def __init__(self, keep_data: bool = False) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="firth-bench-"))
@@ -149,13 +153,6 @@ def create_topic(broker: Broker, name: str, partitions: int) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     futures = admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=30)
     futures[name].result(timeout=30)
-
-
-def delete_topic(broker: Broker, name: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.delete_topics([name], operation_timeout=30)[name].result(timeout=30)
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -230,6 +227,38 @@ def profiled(broker: Broker, name: str) -> Iterator[None]:
     finally:
         spy.send_signal(signal.SIGINT)
         spy.wait(30)
+        if out.exists():
+            (PROFILE_DIR / f"{name}.summary.txt").write_text(summarise_profile(out))
+
+
+def summarise_profile(path: Path, top: int = 25) -> str:
+    """Where the broker's samples went: per thread, then the event-loop thread's functions by
+    cumulative and by own (self) share. Input is py-spy's raw (collapsed stack) format."""
+    threads: Counter[str] = Counter()
+    cumulative: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    main = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        thread = frames[0].rpartition(": ")[2] if ": " in frames[0] else frames[0]
+        threads[thread] += count
+        if thread != "MainThread":
+            continue
+        main += count
+        functions = [frame.rpartition(":")[0] + ")" if ":" in frame else frame for frame in frames]
+        own[frames[-1]] += count
+        for function in set(functions[1:]):
+            cumulative[function] += count
+    lines = ["samples by thread: " + ", ".join(f"{t} {c}" for t, c in threads.most_common())]
+    lines.append(f"\nevent-loop thread, cumulative ({main} samples):")
+    lines += [f"{100 * c / main:5.1f}%  {f}" for f, c in cumulative.most_common(top)]
+    lines.append("\nevent-loop thread, own time by line:")
+    lines += [f"{100 * c / main:5.1f}%  {f}" for f, c in own.most_common(top)]
+    return "\n".join(lines) + "\n"
 
 
 def measured(broker: Broker, name: str, run: Callable[[], tuple[int, int, bool]]) -> Phase:
@@ -336,7 +365,7 @@ def confluent_consume(topic: str, args: argparse.Namespace, bootstrap: str) -> C
                     if message.error():
                         raise RuntimeError(f"consume error: {message.error()}")
                     count += 1
-                    payload += len(message.value())
+                    payload += len(message.value() or b"")
         finally:
             consumer.close()
         return count, payload, count >= args.messages
@@ -361,8 +390,9 @@ def confluent_latency(topic: str, args: argparse.Namespace, broker: Broker) -> L
             message = consumer.poll(0.05)
             now = time.perf_counter_ns()
             ready.set()
-            if message is not None and message.error() is None:
-                samples.append(now - _TS.unpack_from(message.value())[0])
+            value = message.value() if message is not None and not message.error() else None
+            if value is not None:
+                samples.append(now - _TS.unpack_from(value)[0])
 
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
@@ -405,7 +435,6 @@ def run_confluent(broker: Broker, args: argparse.Namespace) -> GeneratorResult:
         result.produce.append(measured(broker, f"a-produce-{i}", produce))
         consume = confluent_consume(topic, args, broker.bootstrap)
         result.consume.append(measured(broker, f"a-consume-{i}", consume))
-        delete_topic(broker, topic)
         report_progress(result, i)
     if args.latency_seconds > 0:
         for i in range(args.repeat):
@@ -413,8 +442,7 @@ def run_confluent(broker: Broker, args: argparse.Namespace) -> GeneratorResult:
             create_topic(broker, topic, args.partitions)
             with profiled(broker, f"a-latency-{i}"):
                 result.latency.append(confluent_latency(topic, args, broker))
-            delete_topic(broker, topic)
-            print(f"  {result.name} latency run {i + 1}: {result.latency[-1]}", file=sys.stderr)
+                print(f"  {result.name} latency run {i + 1}: {result.latency[-1]}", file=sys.stderr)
     return result
 
 
@@ -728,7 +756,6 @@ def run_pipelined(broker: Broker, args: argparse.Namespace) -> GeneratorResult:
         result.produce.append(produced)
         fetch = raw_fetch(topic, args, broker.port, produced.messages)
         result.consume.append(measured(broker, f"b-consume-{i}", partial(run_async, fetch)))
-        delete_topic(broker, topic)
         report_progress(result, i)
     if args.latency_seconds > 0:
         for i in range(args.repeat):
@@ -736,8 +763,7 @@ def run_pipelined(broker: Broker, args: argparse.Namespace) -> GeneratorResult:
             create_topic(broker, topic, args.partitions)
             with profiled(broker, f"b-latency-{i}"):
                 result.latency.append(run_async(raw_latency(topic, args, broker)))
-            delete_topic(broker, topic)
-            print(f"  {result.name} latency run {i + 1}: {result.latency[-1]}", file=sys.stderr)
+                print(f"  {result.name} latency run {i + 1}: {result.latency[-1]}", file=sys.stderr)
     return result
 
 
