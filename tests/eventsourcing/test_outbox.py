@@ -267,3 +267,40 @@ def test_unreachable_kafka_is_a_one_line_error(sqlite_url: str) -> None:
     assert result.returncode == 1
     assert "relay to t at 127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.postgres
+def test_relay_stops_when_its_postgresql_lease_is_lost(
+    pg_url: str, bootstrap: str, topic: str
+) -> None:
+    import psycopg
+
+    from firth.eventsourcing import LeaseLost
+
+    with EventStore.open(pg_url) as store:
+        fill(store, 5)
+        relay = OutboxRelay(store, bootstrap, topic)
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                relay.run(threading.Event())
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 30
+            while relay.stats.last_position < 5:
+                assert time.monotonic() < deadline and thread.is_alive(), "the relay did not start"
+                time.sleep(0.01)
+            (terminated,) = admin.execute(
+                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()"
+            ).fetchone()
+            assert terminated == 1
+        thread.join(30)
+        assert not thread.is_alive()
+        assert isinstance(outcome[0], LeaseLost)

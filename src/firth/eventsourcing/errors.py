@@ -88,6 +88,12 @@ class LeaseHeld(EventStoreError):
     code = "lease-held"
 
 
+class LeaseLost(EventStoreError):
+    """A lease's holder lost it (its database session ended); stop the work it guarded."""
+
+    code = "lease-lost"
+
+
 class InvalidURL(EventStoreError):
     """`EventStore.open` got a URL it does not understand."""
 

@@ -20,7 +20,8 @@ Exactly once across crashes, without a separate checkpoint that could disagree w
    duplicate-free prefix of what it was given. So a partition holds exactly the events routed
    to it up to its last position; the relay resumes at the smallest of those positions and
    skips events a partition already holds.
-4. Any delivery failure stops the relay (an exception); restarting it is the recovery.
+4. Any delivery failure stops the relay (an exception); restarting it is the recovery. So does
+   losing the lease (on PostgreSQL: its session ended), checked before every batch.
 
 The topic is created with one partition when missing (`partitions=` to choose more); one
 partition keeps the topic's order equal to the global order. With several partitions the
@@ -256,12 +257,13 @@ class OutboxRelay:
             return self.stats
         with lease:
             try:
-                return self._publish(stop, until_caught_up, on_batch)
+                return self._publish(lease, stop, until_caught_up, on_batch)
             except KafkaException as exc:
                 raise RelayError(f"relay to {self.topic} at {self.bootstrap}: {exc}") from exc
 
     def _publish(
         self,
+        lease: Lease,
         stop: threading.Event,
         until_caught_up: bool,
         on_batch: Callable[[RelayStats], None] | None,
@@ -287,6 +289,7 @@ class OutboxRelay:
             while not stop.is_set():
                 if target is not None and next_position > target:
                     break
+                lease.check()  # a relay whose lease lapsed must stop: another may be starting
                 first = subscription.next(timeout=0.2)
                 if first is None:
                     continue

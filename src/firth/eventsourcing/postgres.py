@@ -40,6 +40,7 @@ from firth.eventsourcing.errors import (
     ConcurrencyError,
     EventStoreError,
     LeaseHeld,
+    LeaseLost,
     NotAnEventStore,
     StoreUnavailable,
 )
@@ -458,6 +459,15 @@ class _PostgresLease(Lease):
     def __init__(self, name: str, conn: psycopg.Connection[Any]) -> None:
         self.name = name
         self._conn: psycopg.Connection[Any] | None = conn
+
+    def check(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise LeaseLost(f"lease {self.name!r} was released")
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise LeaseLost(f"lease {self.name!r} lost with its session: {exc}") from exc
 
     def release(self) -> None:
         if self._conn is not None:

@@ -156,6 +156,10 @@ class Lease(abc.ABC):
     @abc.abstractmethod
     def release(self) -> None: ...
 
+    def check(self) -> None:
+        """Raise LeaseLost if the lease can no longer be trusted (its connection died)."""
+        return None
+
     def __enter__(self) -> Lease:
         return self
 
