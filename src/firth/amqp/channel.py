@@ -382,6 +382,7 @@ class Channel:
                     method,
                 )
             props = with_reply_to(props, REPLY_TO_PREFIX + self.reply_suffix)
+        self.protocol.published = True
         if self.tx is not None:
             self.tx.append(("publish", (method, props, message.body, info, now, expires_at)))
             return

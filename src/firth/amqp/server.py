@@ -21,8 +21,13 @@ other connections or timers, once per loop turn (``request_flush``). While the t
 buffer is full, consumers on this connection take no more messages (``writing_paused``); they
 resume when it drains.
 
-The capabilities advertised are exactly those implemented (``IMPLEMENTED_CAPABILITIES``);
-``connection.blocked`` is not, as there is no memory or disk alarm yet.
+The capabilities advertised are exactly those implemented (``IMPLEMENTED_CAPABILITIES``).
+
+Memory alarm: once a second the server sums the bytes of queued message bodies; above
+``memory_limit`` it sends connection.blocked to every client that announced the capability and
+stops reading from connections that have published (as RabbitMQ does: consumers keep
+consuming, which is what frees memory); below it again, connection.unblocked and reading
+resumes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,7 +59,9 @@ from firth.amqp.protocol import (
     ProtocolHeaderError,
     ReplyCode,
 )
+from firth.amqp.protocol.connection import State
 from firth.amqp.protocol.constants import DEFAULT_FRAME_MAX, DEFAULT_HEARTBEAT
+from firth.amqp.protocol.methods import ConnectionBlocked, ConnectionUnblocked
 from firth.amqp.protocol.negotiation import Credentials
 from firth.broker.exchanges import RoutingError
 from firth.broker.queues import VirtualHost
@@ -77,8 +85,21 @@ IMPLEMENTED_CAPABILITIES: dict[str, bool] = {
     "authentication_failure_close": True,
     "per_consumer_qos": True,
     "direct_reply_to": True,
+    "connection.blocked": True,
 }
-"""What this front end really does (RabbitMQ's set minus connection.blocked)."""
+"""What this front end really does: RabbitMQ 3.10's whole set."""
+
+MEMORY_CHECK_INTERVAL_S = 1.0
+MEMORY_HIGH_WATERMARK = 0.4
+"""Fraction of physical memory that queued message bodies may fill before publishers are
+blocked (RabbitMQ's vm_memory_high_watermark default)."""
+
+
+def _default_memory_limit() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * MEMORY_HIGH_WATERMARK)
+    except (ValueError, OSError):
+        return 1 << 30
 
 
 def _is_loopback(host: str) -> bool:
@@ -126,6 +147,10 @@ class AmqpProtocol(asyncio.Protocol):
         self.dirty_channels: set[Channel] = set()
         """Channels with confirms to send at the end of this batch."""
         self.cancel_notify = False
+        self.blocked_notify = False
+        self.published = False
+        """Whether this connection has published (the memory alarm blocks only publishers)."""
+        self.alarm_blocked = False
         self._flush_scheduled = False
         self._held = False
 
@@ -185,9 +210,27 @@ class AmqpProtocol(asyncio.Protocol):
 
     def release(self) -> None:
         self._held = False
-        if self.transport is not None and not self.writing_paused:
+        if self.transport is not None and not self.writing_paused and not self.alarm_blocked:
             self.transport.resume_reading()
         self._process()
+
+    def set_alarm(self, active: bool) -> None:
+        """The memory alarm went on or off: tell the client, pause or resume reading."""
+        if self.transport is None or self.conn.state is not State.OPEN:
+            return
+        if active and not self.alarm_blocked:
+            self.alarm_blocked = True
+            if self.blocked_notify:
+                self.conn.send_method(0, ConnectionBlocked("low on memory"))
+            if self.published:
+                self.transport.pause_reading()
+        elif not active and self.alarm_blocked:
+            self.alarm_blocked = False
+            if self.blocked_notify:
+                self.conn.send_method(0, ConnectionUnblocked())
+            if not self.writing_paused and not self._held:
+                self.transport.resume_reading()
+        self._flush()
 
     def _forget_channels(self) -> None:
         channels, self.channels = self.channels, {}
@@ -262,6 +305,9 @@ class AmqpProtocol(asyncio.Protocol):
         capabilities = event.client_properties.get("capabilities")
         if isinstance(capabilities, dict):
             self.cancel_notify = bool(capabilities.get("consumer_cancel_notify"))
+            self.blocked_notify = bool(capabilities.get("connection.blocked"))
+        if self.server.alarm:
+            self.set_alarm(True)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -344,6 +390,7 @@ class AmqpServer:
         heartbeat: int = DEFAULT_HEARTBEAT,
         vhost: VirtualHost | None = None,
         group_commit: GroupCommit | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         if vhost is None:  # a broker of its own, in memory only (tests of the front end)
             vhost = VirtualHost(
@@ -351,6 +398,9 @@ class AmqpServer:
             )
         self.vhost = vhost
         self.group_commit = group_commit
+        self.memory_limit = _default_memory_limit() if memory_limit is None else memory_limit
+        self.alarm = False
+        self._alarm_task: asyncio.Task[None] | None = None
         self.host = host
         self.port = port
         self.users = dict(users if users is not None else {"guest": "guest"})
@@ -374,10 +424,34 @@ class AmqpServer:
             lambda: AmqpProtocol(self), self.host, self.port, reuse_address=True, backlog=512
         )
         logger.info("AMQP listener on %s:%d", *self.address)
+        self._alarm_task = loop.create_task(self._watch_memory())
+
+    async def _watch_memory(self) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_CHECK_INTERVAL_S)
+            self.check_memory()
+
+    def check_memory(self) -> None:
+        """Raise or clear the memory alarm from the bytes held in queues."""
+        used = self.vhost.memory_bytes()
+        active = used > self.memory_limit
+        if active != self.alarm:
+            self.alarm = active
+            logger.warning(
+                "memory alarm %s: %d bytes queued, limit %d",
+                "set" if active else "cleared",
+                used,
+                self.memory_limit,
+            )
+            for connection in list(self.connections):
+                connection.set_alarm(active)
 
     def stop_accepting(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._alarm_task is not None:
+            self._alarm_task.cancel()
+            self._alarm_task = None
 
     async def drain(self, timeout: float) -> None:
         """Close every connection with 320 CONNECTION_FORCED; wait (bounded) for them to go."""

@@ -26,6 +26,7 @@ FLAG_LABELS = {
     "data_dir": "--data-dir",
     "kafka_listen": "--kafka-listen",
     "kafka_advertised": "--kafka-advertised",
+    "amqp_listen": "--amqp-listen",
     "auto_create_topics": "--no-auto-create-topics",
     "num_partitions": "--num-partitions",
     "log_level": "--log-level",
@@ -68,6 +69,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="address clients are told to connect to (default: the listen address)",
     )
     parser.add_argument(
+        "--amqp-listen",
+        metavar="HOST:PORT",
+        help="AMQP 0-9-1 (RabbitMQ clients) listener address (default: none; "
+        "port 0 picks a free one)",
+    )
+    parser.add_argument(
         "--no-auto-create-topics",
         action="store_true",
         help="refuse to create topics on first use (clients must create them)",
@@ -101,6 +108,7 @@ def load_config(args: argparse.Namespace, env: Any = None) -> Config:
             data_dir=args.data_dir,
             kafka_listen=args.kafka_listen,
             kafka_advertised=args.kafka_advertised,
+            amqp_listen=args.amqp_listen,
             auto_create_topics=False if args.no_auto_create_topics else None,
             num_partitions=args.num_partitions,
             log_level=args.log_level,
@@ -133,10 +141,11 @@ def serve(args: argparse.Namespace) -> int:
     setup_logging(config.log_level)
     log = logging.getLogger("firth.serve")
     log.info(
-        "starting: data in %s, Kafka listener on %s%s",
+        "starting: data in %s, Kafka listener on %s%s%s",
         config.data_dir.resolve(),
         config.kafka_listen,
         f", advertised as {config.kafka_advertised}" if config.kafka_advertised else "",
+        f", AMQP listener on {config.amqp_listen}" if config.amqp_listen else "",
     )
     if not config.fsync:
         log.warning(
@@ -149,6 +158,11 @@ def serve(args: argparse.Namespace) -> int:
     ready_file = args.ready_file
 
     def on_started(running: app.FirthApp) -> None:
+        amqp = running.amqp_address
+        if amqp is not None:  # beside the ready file, written first (see firth.testing.process)
+            write_ready_file(
+                ready_file.with_name(ready_file.name + ".amqp"), format_host_port(*amqp)
+            )
         write_ready_file(ready_file, format_host_port(*running.kafka_address))
 
     return app.run(config, on_started=on_started)

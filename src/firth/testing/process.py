@@ -51,19 +51,31 @@ class BrokerProcess:
         Config.load(env={}, data_dir=self.data_dir, **overrides)
         self._overrides = dict(overrides)
         self._listen = str(self._overrides.pop("kafka_listen", "127.0.0.1:0"))
+        amqp_listen = self._overrides.pop("amqp_listen", None)
+        self._amqp_listen = None if amqp_listen is None else str(amqp_listen)
         self._work = Path(tempfile.mkdtemp(prefix="firth-process-"))
         self.log_path = self._work / "serve.log"
         self._ready_path = self._work / "ready"
+        self._amqp_ready_path = self._work / "ready.amqp"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.kafka_host = ""
         self.kafka_port = 0
+        self.amqp_host = ""
+        self.amqp_port = 0
 
     # --- state ---------------------------------------------------------------------------------
 
     @property
     def bootstrap(self) -> str:
         return format_host_port(self.kafka_host, self.kafka_port)
+
+    @property
+    def amqp_url(self) -> str | None:
+        """``amqp://guest:guest@HOST:PORT/`` when started with ``amqp_listen``."""
+        if not self.amqp_port:
+            return None
+        return f"amqp://guest:guest@{format_host_port(self.amqp_host, self.amqp_port)}/"
 
     @property
     def pid(self) -> int:
@@ -92,6 +104,7 @@ class BrokerProcess:
         if self.running():
             raise RuntimeError("the broker process is already running")
         self._ready_path.unlink(missing_ok=True)
+        self._amqp_ready_path.unlink(missing_ok=True)
         listen = self._listen
         if self.kafka_port:
             listen = format_host_port(self.kafka_host, self.kafka_port)
@@ -110,6 +123,11 @@ class BrokerProcess:
             "--ready-file",
             str(self._ready_path),
         ]
+        if self._amqp_listen is not None:
+            amqp_listen = self._amqp_listen
+            if self.amqp_port:  # a restart keeps the port
+                amqp_listen = format_host_port(self.amqp_host, self.amqp_port)
+            command += ["--amqp-listen", amqp_listen]
         self._close_log()
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
@@ -133,6 +151,8 @@ class BrokerProcess:
                 )
             time.sleep(POLL_S)
         self.kafka_host, self.kafka_port = parse_host_port(self._ready_path.read_text())
+        if self._amqp_listen is not None:
+            self.amqp_host, self.amqp_port = parse_host_port(self._amqp_ready_path.read_text())
         while True:
             try:
                 with socket.create_connection((self.kafka_host, self.kafka_port), timeout=1):

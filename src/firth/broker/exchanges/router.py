@@ -227,7 +227,7 @@ class Router:
             if existing is None:
                 raise self._not_found(name)
             return existing
-        if name == DEFAULT_EXCHANGE or name.startswith("amq."):
+        if name == DEFAULT_EXCHANGE or (name.startswith("amq.") and existing is None):
             raise AccessRefused(
                 f"exchange name '{name}' contains reserved prefix 'amq.'"
                 if name

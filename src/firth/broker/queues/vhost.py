@@ -589,6 +589,10 @@ class VirtualHost:
         )
         self.enqueue(targets, dead)
 
+    def memory_bytes(self) -> int:
+        """Body bytes held by the queues (ready ones; the memory alarm's measure)."""
+        return sum(queue.ready_bytes for queue in self.queues.values())
+
     # -- consumers ---------------------------------------------------------------------------------
 
     def consume(self, queue: Queue, consumer: Consumer) -> None:
