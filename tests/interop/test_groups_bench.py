@@ -41,31 +41,33 @@ def broker() -> Iterator[Any]:
         apis.ENABLED_GROUPS["consumer_groups"] = saved
 
 
-def test_offset_commit_rate(broker: Any) -> None:
+@pytest.mark.parametrize("partitions", [1, 10])
+def test_offset_commit_rate(broker: Any, partitions: int) -> None:
     connections, in_flight, seconds = 16, 64, 3.0
     host, _, port = broker.bootstrap.rpartition(":")
-    topic = new_topic(broker.bootstrap, partitions=1)
-    frames = []
+    topic = new_topic(broker.bootstrap, partitions=partitions)
     encoder = RawClient(broker.bootstrap)
-    for c in range(connections):
-        frames.append(
-            encoder.encode_request(
-                OFFSET_COMMIT,
-                8,
-                {
-                    "group_id": f"bench-{c}",
-                    "generation_id_or_member_epoch": -1,
-                    "member_id": "",
-                    "group_instance_id": None,
-                    "topics": [
-                        {
-                            "name": topic,
-                            "partitions": [{"partition_index": 0, "committed_offset": c}],
-                        }
-                    ],
-                },
-            )
+    frames = [
+        encoder.encode_request(
+            OFFSET_COMMIT,
+            8,
+            {
+                "group_id": f"bench-{c}",
+                "generation_id_or_member_epoch": -1,
+                "member_id": "",
+                "group_instance_id": None,
+                "topics": [
+                    {
+                        "name": topic,
+                        "partitions": [
+                            {"partition_index": p, "committed_offset": c} for p in range(partitions)
+                        ],
+                    }
+                ],
+            },
         )
+        for c in range(connections)
+    ]
     encoder.close()
 
     async def connection(frame: bytes, stop: float) -> int:
@@ -90,7 +92,9 @@ def test_offset_commit_rate(broker: Any) -> None:
 
     rate = asyncio.run(run())
     print(
-        f"\nOffsetCommit: {rate:,.0f} commits/s ({connections} connections x {in_flight} in flight, fsync on)"
+        f"\nOffsetCommit, {partitions} partition(s) each: {rate:,.0f} requests/s = "
+        f"{rate * partitions:,.0f} offsets/s ({connections} connections x {in_flight} in "
+        "flight, fsync on, client in the same process)"
     )
     assert rate > 0
 

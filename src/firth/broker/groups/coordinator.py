@@ -945,20 +945,21 @@ class GroupCoordinator:
         results: dict[TopicPartition, ErrorCode] = {}
         entries: list[OffsetEntry] = []
         epochs = leader_epochs or {}
+        exists = self.partition_exists
+        limit = self.config.max_offset_metadata_bytes
         for key in keys:
             offset, metadata = offsets[key]
-            metadata = metadata or ""
-            if len(metadata) > self.config.max_offset_metadata_bytes or (
-                len(metadata.encode()) > self.config.max_offset_metadata_bytes
-            ):
+            if not metadata:
+                metadata = ""
+            elif len(metadata) * 4 > limit and len(metadata.encode()) > limit:
                 results[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            elif self.partition_exists is not None and not self.partition_exists(*key):
+                continue
+            topic, partition = key
+            if exists is not None and not exists(topic, partition):
                 results[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            else:
-                results[key] = ErrorCode.NONE
-                entries.append(
-                    OffsetEntry(key.topic, key.partition, offset, epochs.get(key, -1), metadata)
-                )
+                continue
+            results[key] = ErrorCode.NONE
+            entries.append(OffsetEntry(topic, partition, offset, epochs.get(key, -1), metadata))
         try:
             await self.store.commit(group_id, entries, self.timers.wall_ms())
         except GroupStoreError as exc:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import crc32c
 
@@ -55,6 +56,7 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
 _ENTRY_FIXED = struct.Struct(">iqi")  # partition, offset, leader_epoch
+_EMPTY_STR = _U32.pack(0)
 
 
 def file_name(sequence: int, suffix: str) -> str:
@@ -73,8 +75,9 @@ def parse_file_name(name: str) -> tuple[int, str] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetEntry:
+class OffsetEntry(NamedTuple):
+    """One partition's offset in a COMMIT record (a named tuple: built per partition committed)."""
+
     topic: str
     partition: int
     offset: int
@@ -135,10 +138,14 @@ def encode(record: Record) -> bytes:
             _I64.pack(record.commit_timestamp_ms),
             _U32.pack(len(record.entries)),
         ]
-        for entry in record.entries:
-            parts.append(_str(entry.topic))
-            parts.append(_ENTRY_FIXED.pack(entry.partition, entry.offset, entry.leader_epoch))
-            parts.append(_str(entry.metadata))
+        topics: dict[str, bytes] = {}  # a commit usually names one topic many times
+        for topic, partition, offset, leader_epoch, metadata in record.entries:
+            encoded = topics.get(topic)
+            if encoded is None:
+                encoded = topics[topic] = _str(topic)
+            parts.append(encoded)
+            parts.append(_ENTRY_FIXED.pack(partition, offset, leader_epoch))
+            parts.append(_str(metadata) if metadata else _EMPTY_STR)
     elif isinstance(record, DeleteGroupRecord):
         parts = [bytes((DELETE_GROUP,)), _str(record.group_id)]
     elif isinstance(record, DeleteOffsetsRecord):

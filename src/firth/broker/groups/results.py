@@ -19,8 +19,9 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
-class CommittedOffset:
+class CommittedOffset(NamedTuple):
+    """A partition's committed offset (a named tuple: one per committed partition in memory)."""
+
     offset: int
     leader_epoch: int
     metadata: str

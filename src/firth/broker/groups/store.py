@@ -166,9 +166,10 @@ class OffsetStore:
     def _apply(self, record: rec.Record) -> None:
         if isinstance(record, rec.CommitRecord):
             table = self._table.setdefault(record.group_id, {})
-            for entry in record.entries:
-                table[entry.key] = CommittedOffset(
-                    entry.offset, entry.leader_epoch, entry.metadata, record.commit_timestamp_ms
+            timestamp = record.commit_timestamp_ms
+            for topic, partition, offset, leader_epoch, metadata in record.entries:
+                table[TopicPartition(topic, partition)] = CommittedOffset(
+                    offset, leader_epoch, metadata, timestamp
                 )
         elif isinstance(record, rec.DeleteGroupRecord):
             self._table.pop(record.group_id, None)
