@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 
 import pika
@@ -63,15 +64,28 @@ def _rabbitmq_url() -> Iterator[str]:
         return
     from tests.amqp_interop.rabbitmq_node import RabbitMQNode, RabbitMQUnavailable
 
-    node = RabbitMQNode()
-    try:
+    # One retry with fresh ports and a fresh folder: a free port picked by probing can be taken
+    # by another process before the node binds it. The first failure is reported as a warning.
+    first_failure: RabbitMQUnavailable | None = None
+    for _attempt in range(2):
+        node = RabbitMQNode()
         try:
             node.start()
         except RabbitMQUnavailable as error:
-            pytest.fail(f"cannot start the RabbitMQ target: {error}", pytrace=False)
-        yield node.url
-    finally:
-        node.stop()
+            node.stop()
+            if first_failure is not None:
+                pytest.fail(f"cannot start the RabbitMQ target: {error}", pytrace=False)
+            first_failure = error
+            continue
+        if first_failure is not None:
+            warnings.warn(
+                f"RabbitMQ started on the second attempt; first: {first_failure}", stacklevel=1
+            )
+        try:
+            yield node.url
+        finally:
+            node.stop()
+        return
 
 
 def _firth_url() -> Iterator[str]:
