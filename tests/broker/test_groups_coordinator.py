@@ -779,3 +779,45 @@ def test_simultaneous_groups_are_independent(tmp_path: Path, count: int) -> None
         assert len(h.coordinator.list_groups()) == count
 
     run(tmp_path, body)
+
+
+DAY = 24 * 3600.0
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (on the real loop: store writes finish in a worker thread) until `condition`."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+@scenario(offsets_retention_ms=int(7 * DAY * 1000), offsets_retention_check_interval_ms=600_000)
+async def test_offsets_of_long_empty_groups_expire(h: Harness) -> None:
+    c = h.coordinator
+    await c.commit_offsets("idle", -1, "", None, {("t", 0): (1, None), ("t", 1): (2, None)})
+    (busy,) = await h.complete(h.join("busy", session_ms=1_800_000))
+    await h.sync(busy.member_id, 1, {}, group="busy")
+    await c.commit_offsets("busy", 1, busy.member_id, None, {("t", 0): (5, None)})
+
+    async def pass_time(days: float) -> None:
+        for _ in range(int(days * DAY / 600)):  # retention checks run; "busy" stays alive
+            h.advance(600)
+            assert c.heartbeat("busy", 1, busy.member_id, None) is ErrorCode.NONE
+            await settle()
+
+    await pass_time(6)
+    await c.commit_offsets("idle", -1, "", None, {("t", 1): (3, None)})  # refreshed
+    await pass_time(1.1)
+
+    def idle_offsets() -> list[tuple[str, int]]:
+        return list(c.fetch_offsets("idle", None).offsets)
+
+    await eventually(lambda: idle_offsets() == [("t", 1)])
+    assert list(c.fetch_offsets("busy", None).offsets) == [("t", 0)]  # it has a member
+    await pass_time(6)  # the refreshed offset ages out too
+    await eventually(lambda: idle_offsets() == [])
+    h.advance(61)  # and the group, Empty without offsets, is forgotten
+    assert "idle" not in c.group_ids()

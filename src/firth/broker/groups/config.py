@@ -34,6 +34,12 @@ class GroupConfig:
     # How long an Empty group with no committed offsets is kept (for DescribeGroups and
     # ListGroups) before it is forgotten. Kafka forgets such groups at its next offsets cleanup.
     empty_group_retention_ms: int = 60_000
+    # offsets.retention.minutes: the committed offsets of a group that has been Empty this long
+    # are deleted once they are this old themselves. Kafka's default, 7 days. The Empty clock
+    # restarts when the broker does (membership is not persisted), which only keeps offsets longer.
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    # offsets.retention.check.interval.ms, Kafka's default.
+    offsets_retention_check_interval_ms: int = 600_000
     # Offsets store: fsync each batch of records before answering (False only in tests).
     fsync: bool = True
     # Offsets store: write a snapshot and start a new log once the log grows past this.

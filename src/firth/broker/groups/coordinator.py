@@ -98,7 +98,11 @@ class GroupCoordinator:
         self._closed = False
         now = self.timers.now()
         for group_id in store.group_ids():
-            self._groups[group_id] = Group(group_id, state_since=now)
+            self._groups[group_id] = self._new_group(group_id)
+        self._retention_timer = self.timers.call_at(
+            now + self.config.offsets_retention_check_interval_ms / 1000, self._on_retention_check
+        )
+        self._retention_task: asyncio.Task[int] | None = None
 
     @classmethod
     def open(
@@ -123,6 +127,9 @@ class GroupCoordinator:
         if self._closed:
             return
         self._closed = True
+        self._retention_timer.cancel()
+        if self._retention_task is not None:
+            await asyncio.gather(self._retention_task, return_exceptions=True)
         for group in self._groups.values():
             self._cancel_group_timers(group)
             for member in group.members.values():
@@ -132,6 +139,44 @@ class GroupCoordinator:
             group.transition(E.SHUTDOWN, self.timers.now())
         self._groups.clear()
         await self.store.close()
+
+    def _new_group(self, group_id: str) -> Group:
+        return Group(group_id, state_since=self.timers.now(), empty_since_ms=self.timers.wall_ms())
+
+    # ------------------------------------------------------------------ offsets retention
+
+    def _on_retention_check(self) -> None:
+        self._retention_timer = self.timers.call_at(
+            self.timers.now() + self.config.offsets_retention_check_interval_ms / 1000,
+            self._on_retention_check,
+        )
+        if self._retention_task is None or self._retention_task.done():
+            self._retention_task = asyncio.get_running_loop().create_task(self.expire_offsets())
+
+    async def expire_offsets(self) -> int:
+        """Delete offsets past retention in groups Empty for as long; returns how many."""
+        now_ms = self.timers.wall_ms()
+        horizon = now_ms - self.config.offsets_retention_ms
+        expired = 0
+        for group in list(self._groups.values()):
+            if not group.is_(S.EMPTY) or group.empty_since_ms > horizon:
+                continue
+            committed = self.store.offsets(group.group_id)
+            old = [key for key, value in committed.items() if value.commit_timestamp_ms <= horizon]
+            if not old:
+                continue
+            try:
+                if len(old) == len(committed):
+                    await self.store.delete_group(group.group_id)
+                else:
+                    await self.store.delete_offsets(group.group_id, old)
+            except GroupStoreError as exc:
+                logger.error("group %s: expiring offsets failed: %s", group.group_id, exc)
+                continue
+            expired += len(old)
+            logger.info("group %s: %d committed offsets expired", group.group_id, len(old))
+            self._forget_if_unused(group)
+        return expired
 
     # ------------------------------------------------------------------ introspection
 
@@ -184,7 +229,7 @@ class GroupCoordinator:
         if group is None:
             if member_id:
                 return JoinResult.failed(ErrorCode.UNKNOWN_MEMBER_ID, member_id)
-            group = Group(group_id, state_since=self.timers.now())
+            group = self._new_group(group_id)
         if group.is_(S.DEAD):
             return JoinResult.failed(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id)
         names = [name for name, _ in protocols]
@@ -549,6 +594,7 @@ class GroupCoordinator:
             group.protocol_name = None
             group.leader_id = None
             group.transition(E.JOIN_COMPLETE_EMPTY, now)
+            group.empty_since_ms = self.timers.wall_ms()
             self._forget_if_unused(group)
             return
         group.protocol_name = group.select_protocol()
@@ -926,7 +972,7 @@ class GroupCoordinator:
             if generation >= 0:
                 # No such group, so whatever generation the member thinks it is in is stale.
                 return all_failed(ErrorCode.ILLEGAL_GENERATION)
-            group = Group(group_id, state_since=self.timers.now())
+            group = self._new_group(group_id)
             self._groups[group_id] = group
             self._forget_if_unused(group)
         if group.is_(S.DEAD):

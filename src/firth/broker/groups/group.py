@@ -40,6 +40,8 @@ class Group:
     new_member_added: bool = False
     # Monotonic time of the last state change (Empty groups without offsets are forgotten).
     state_since: float = 0.0
+    # Wall-clock ms since when the group has had no members (offsets retention counts from it).
+    empty_since_ms: int = 0
 
     def transition(self, event: GroupEvent, now: float) -> GroupState:
         self.state = next_state(self.state, event)
