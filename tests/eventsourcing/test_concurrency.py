@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 from collections import defaultdict
+
+import pytest
 
 from firth.eventsourcing import EventStore
 
@@ -87,3 +91,27 @@ def test_reader_follows_global_order_while_writers_append(store_url: str) -> Non
     for event in seen:
         per_stream[event.stream_id].append(event.version)
     assert all(versions == list(range(1, len(versions) + 1)) for versions in per_stream.values())
+
+
+@pytest.mark.postgres
+def test_postgresql_subscribers_wake_on_other_processes_appends(pg_url: str) -> None:
+    """With LISTEN/NOTIFY a subscriber sees another process's append long before its poll."""
+    with EventStore.open(pg_url) as store:
+        subscription = store.subscribe(poll_interval=60)
+        assert subscription.next(timeout=0.5) is None  # caught up; the listener is running
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from firth.eventsourcing import EventStore, NewEvent;"
+                "EventStore.open(sys.argv[1]).append('remote-1', [NewEvent('Remote', {})])",
+                pg_url,
+            ],
+            check=True,
+            timeout=60,
+        )
+        event = subscription.next(timeout=20)
+        assert event is not None and event.type == "Remote"
+        assert time.monotonic() - started < 20  # the 60 s poll never came into it
+        subscription.close()

@@ -120,6 +120,7 @@ class AsyncEventStore:
         poll_interval: float | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         """Catch-up then live, forever; stop by breaking out of the loop or cancelling."""
+        await self._run(self.sync._watch)
         interval = poll_interval or self.sync.poll_interval
         signal = self.sync._signal
         position = max(1, from_position)

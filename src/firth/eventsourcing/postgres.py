@@ -18,6 +18,10 @@ store's threads under a lock, and reopened on the next call after it was lost. A
 connection during an append surfaces as `StoreUnavailable`; PostgreSQL rolls the transaction
 back, so nothing of that append is stored.
 
+Subscriptions: every append NOTIFYs the channel `firth_events` (delivered at commit); a store
+with subscriptions LISTENs on a connection of its own and wakes its subscribers at once, so the
+poll (every 0.5 s) is only a safety net.
+
 Leases use session-level advisory locks on a connection of their own, released by PostgreSQL
 when that connection closes, including when its process dies.
 """
@@ -71,12 +75,20 @@ LEASE_NAMESPACE = 0x4649524C  # "FIRL": leases are (LEASE_NAMESPACE, hashtext(na
 NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, hashtext(name))
 NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, hashtext(name))
 
+NOTIFY_CHANNEL = "firth_events"  # every append NOTIFYs it at commit; subscribers' stores LISTEN
+LISTEN_CHECK_INTERVAL = 1.0  # seconds between the listener's checks for close()
+
 _COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
 _INSERT = (
     "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata)"
     " SELECT %s, %s + u.ord, u.event_id, u.type, %s, u.data::jsonb, u.metadata::jsonb"
     " FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[])"
     " WITH ORDINALITY AS u(event_id, type, data, metadata, ord) ORDER BY u.ord"
+)
+# The insert and the notification in one statement (one round trip under the append lock).
+_APPEND = (
+    f"WITH inserted AS ({_INSERT} RETURNING 1)"
+    f" SELECT pg_notify('{NOTIFY_CHANNEL}', ''), count(*) FROM inserted"
 )
 
 
@@ -106,9 +118,11 @@ class PostgresEventStore(EventStore):
     dialect = "postgresql"
 
     def __init__(
-        self, url: str, *, poll_interval: float = 0.1, connect_timeout: float = 10.0
+        self, url: str, *, poll_interval: float = 0.5, connect_timeout: float = 10.0
     ) -> None:
         self.url = url
+        self._closing = threading.Event()
+        self._listener: threading.Thread | None = None
         self.poll_interval = poll_interval
         self._connect_timeout = connect_timeout
         self._lock = threading.RLock()
@@ -136,7 +150,34 @@ class PostgresEventStore(EventStore):
             self._conn = conn = self._connect()
         return conn
 
+    def _watch(self) -> None:
+        with self._lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._listener = threading.Thread(
+                    target=self._listen, name="firth-eventstore-listen", daemon=True
+                )
+                self._listener.start()
+
+    def _listen(self) -> None:
+        """LISTEN on a connection of its own and turn notifications into the database's
+        in-process signal, so subscribers see other processes' appends at once; the poll
+        stays as the safety net (and covers the time this is reconnecting)."""
+        while not self._closing.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._signal.notify()  # appends made while nobody was listening
+                    while not self._closing.is_set():
+                        for _ in conn.notifies(timeout=LISTEN_CHECK_INTERVAL):
+                            self._signal.notify()
+            except psycopg.Error:
+                self._closing.wait(LISTEN_CHECK_INTERVAL)
+
     def close(self) -> None:
+        self._closing.set()
+        listener = self._listener
+        if listener is not None:
+            listener.join(LISTEN_CHECK_INTERVAL + 2)
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -232,7 +273,7 @@ class PostgresEventStore(EventStore):
                 if not expected_version_ok(expected, current, current > 0 and not deleted):
                     raise refuse(stream_id, expected, current)
                 conn.execute(
-                    _INSERT,
+                    _APPEND,
                     (
                         stream_id,
                         current,

@@ -296,9 +296,14 @@ class EventStore(abc.ABC):
         poll_interval: float | None = None,
     ) -> Subscription:
         """A catch-up subscription: every event from `from_position` on, then live ones."""
+        self._watch()
         return Subscription(
             self, from_position, types, categories, poll_interval or self.poll_interval
         )
+
+    def _watch(self) -> None:
+        """Start whatever tells this process about other processes' appends (beyond polling)."""
+        return None
 
     @abc.abstractmethod
     def _read_stream_page(
