@@ -1,4 +1,4 @@
-"""`firth events ...`: look into an event store and run its outbox relay.
+"""firth events: look into an event store and run its outbox relay.
 
 - `firth events streams`: streams with their version, event count and last position.
 - `firth events show STREAM`: one stream's events (`--backwards`, `--from-version`, `--limit`).

@@ -477,6 +477,9 @@ class _PostgresTransaction(Transaction):
         cursor = self._conn.execute(_qmark_to_pyformat(sql), tuple(params))
         return cursor.fetchall() if cursor.description else []
 
+    def lock_appends(self) -> None:
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
+
     def lock(self, name: str) -> None:
         self._conn.execute(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCK_NAMESPACE, name)

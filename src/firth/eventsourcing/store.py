@@ -142,6 +142,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def set_checkpoint(self, name: str, position: int) -> None: ...
 
+    def lock_appends(self) -> None:
+        """Exclude appends until the transaction ends (SQLite: already so)."""
+        return None
+
     def lock(self, name: str) -> None:
         """Hold an exclusive lock on `name` until the transaction ends (SQLite: every write
         transaction is already exclusive)."""
@@ -341,16 +345,28 @@ class EventStore(abc.ABC):
 
     def delete_stream(self, stream_id: str, expected_version: ExpectedVersion = ANY) -> None:
         """Soft delete: the stream reads as empty. A later append brings it back with the
-        version numbers continuing; the earlier events stay hidden (truncate-before)."""
-        current = self.stream_version(stream_id)
-        old = self.get_stream_metadata(stream_id)
-        exists = current > 0 and not old.deleted
-        if not expected_version_ok(expected_version, current, exists):
-            raise refuse(stream_id, expected_version, current)
-        self.set_stream_metadata(
-            stream_id,
-            StreamMetadata(old.max_age, old.max_count, current + 1, deleted=True),
-        )
+        version numbers continuing; the earlier events stay hidden (truncate-before).
+        Checked and applied in one transaction that excludes appends."""
+        with self.transaction() as tx:
+            tx.lock_appends()
+            current = int(
+                tx.execute(
+                    "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
+                )[0][0]
+            )
+            rows = tx.execute(
+                "SELECT max_age, max_count, deleted FROM stream_metadata WHERE stream_id = ?",
+                (stream_id,),
+            )
+            max_age, max_count, deleted = rows[0] if rows else (None, None, False)
+            if not expected_version_ok(expected_version, current, current > 0 and not deleted):
+                raise refuse(stream_id, expected_version, current)
+            tx.execute(
+                "INSERT INTO stream_metadata (stream_id, max_age, max_count, truncate_before,"
+                " deleted) VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET"
+                " truncate_before = excluded.truncate_before, deleted = excluded.deleted",
+                (stream_id, max_age, max_count, current + 1, True),
+            )
 
     @abc.abstractmethod
     def scavenge(self) -> int:
