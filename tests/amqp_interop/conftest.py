@@ -29,14 +29,8 @@ TARGET = os.environ.get("FIRTH_AMQP_TARGET", "firth").strip().lower() or "firth"
 if TARGET not in ("firth", "rabbitmq"):
     raise pytest.UsageError(f"FIRTH_AMQP_TARGET must be 'firth' or 'rabbitmq', not {TARGET!r}")
 
-# Gate: Firth's AMQP front end (queues, consumers, acks, ...) is still being built, and these
-# tests describe the finished behaviour, so by default they would all fail. Until Firth passes,
-# the package runs only when asked for: FIRTH_AMQP_TARGET=rabbitmq (the parity run) or
-# FIRTH_AMQP_TARGET=firth / FIRTH_AMQP_READY=1 (Firth's developers). The lead removes this gate
-# once Firth passes, so the suite joins the default run.
+# Firth passes the suite, so it is part of the default run (the FIRTH_AMQP_READY gate is gone).
 collect_ignore_glob: list[str] = []
-if "FIRTH_AMQP_TARGET" not in os.environ and os.environ.get("FIRTH_AMQP_READY") != "1":
-    collect_ignore_glob = ["test_*.py"]
 # Durability tests kill and restart the broker process; they are about Firth's storage only.
 if TARGET == "rabbitmq":
     collect_ignore_glob.append("test_durability.py")

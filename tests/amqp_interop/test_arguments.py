@@ -224,8 +224,8 @@ def assert_x_death_entry(
 def assert_first_and_last_death(
     headers: dict[str, Any], target: str, first: tuple[str, str, str], last: tuple[str, str, str]
 ) -> None:
-    """x-first-death-{queue,reason,exchange}; x-last-death-* too on Firth. RabbitMQ added the
-    x-last-death-* headers in 3.13, so the 3.10 parity target does not send them."""
+    """x-first-death-{queue,reason,exchange}; x-last-death-* too on Firth. The x-last-death-*
+    headers came after RabbitMQ 3.10, so the 3.10 parity target does not send them."""
     assert (
         headers["x-first-death-queue"],
         headers["x-first-death-reason"],
