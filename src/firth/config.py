@@ -90,8 +90,8 @@ class Config:
     kafka_listen: str = "127.0.0.1:9092"
     # HOST:PORT clients are told to connect to in Metadata; None = the bound listen address.
     kafka_advertised: str | None = None
-    # Where the AMQP 0-9-1 listener binds (RabbitMQ clients); None = no AMQP listener.
-    amqp_listen: str | None = None
+    # Where the AMQP 0-9-1 listener binds (RabbitMQ clients); empty/None = no AMQP listener.
+    amqp_listen: str | None = "127.0.0.1:5672"
     # Create a topic when a client asks for metadata of (or produces to) an unknown one.
     auto_create_topics: bool = True
     # Partition count of auto-created topics and of CreateTopics without a count.

@@ -14,7 +14,11 @@ from firth.broker.exchanges import Router, RoutingError
     [
         (lambda r: r.declare_exchange("nope", "direct", passive=True), ReplyCode.NOT_FOUND, False),
         (lambda r: r.declare_exchange("amq.x", "direct"), ReplyCode.ACCESS_REFUSED, False),
-        (lambda r: r.declare_exchange("amq.direct", "fanout"), ReplyCode.ACCESS_REFUSED, False),
+        (
+            lambda r: r.declare_exchange("amq.direct", "fanout", durable=True),
+            ReplyCode.PRECONDITION_FAILED,
+            False,
+        ),
         (lambda r: r.declare_exchange("x", "bogus"), ReplyCode.COMMAND_INVALID, True),
         (
             lambda r: (r.declare_exchange("x", "direct"), r.declare_exchange("x", "fanout")),

@@ -2,8 +2,9 @@
 
 The server runs on its own event loop in a thread, bound to an ephemeral loopback port. What
 is checked: the handshake, channel open/close, connection close, heartbeats both ways, refused
-logins, and that an unimplemented method is refused with 540 NOT_IMPLEMENTED rather than
-silently accepted.
+logins, that the capabilities advertised are the implemented ones, and that an unsupported
+feature (basic.qos prefetch_size) is refused with 540 NOT_IMPLEMENTED rather than silently
+accepted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 
 from firth.amqp.protocol import PROTOCOL_HEADER
 from firth.amqp.protocol.negotiation import Credentials
-from firth.amqp.server import AmqpProtocol, AmqpServer
+from firth.amqp.server import IMPLEMENTED_CAPABILITIES, AmqpProtocol, AmqpServer
 from tests.amqp.amqp_peer import PLAIN_GUEST, decode_all, method
 
 pytestmark = pytest.mark.timeout(60)
@@ -70,7 +71,7 @@ def test_pika_blocking_connects_opens_channels_and_closes(server: ServerThread) 
     connection = pika.BlockingConnection(_params(server.port))
     props = connection._impl.server_properties
     assert props["product"] == b"RabbitMQ" or props["product"] == "RabbitMQ"
-    assert props["capabilities"] == {"authentication_failure_close": True}
+    assert props["capabilities"] == IMPLEMENTED_CAPABILITIES
     channels = [connection.channel() for _ in range(3)]
     assert [c.channel_number for c in channels] == [1, 2, 3]
     channels[1].close()
@@ -103,7 +104,7 @@ def test_pika_unimplemented_method_gets_540(server: ServerThread) -> None:
     connection = pika.BlockingConnection(_params(server.port))
     channel = connection.channel()
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as caught:
-        channel.queue_declare("q")
+        channel.basic_qos(prefetch_size=4096)
     assert caught.value.reply_code == 540
     assert connection.is_closed
 
@@ -139,18 +140,24 @@ def test_aio_pika_connects_opens_channel_and_closes(server: ServerThread) -> Non
     assert properties["product"] == "RabbitMQ"
 
 
-def test_aio_pika_sees_publisher_confirms_are_not_advertised(server: ServerThread) -> None:
-    # Confirms are not implemented yet, so the capability is absent and aio-pika itself
-    # declines to ask for them (rather than us faking confirm.select-ok).
-    async def session() -> None:
+def test_aio_pika_publishes_with_confirms(server: ServerThread) -> None:
+    async def session() -> bytes:
         connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{server.port}/")
         try:
-            await connection.channel(publisher_confirms=True)
+            channel = await connection.channel(publisher_confirms=True)
+            queue = await channel.declare_queue("confirmed")
+            confirmation = await channel.default_exchange.publish(
+                aio_pika.Message(b"hello"), routing_key="confirmed"
+            )
+            assert confirmation is not None
+            message = await queue.get(timeout=5)
+            assert message is not None
+            await message.ack()
+            return message.body
         finally:
             await connection.close()
 
-    with pytest.raises(ValueError, match="publisher_confirms"):
-        asyncio.run(session())
+    assert asyncio.run(session()) == b"hello"
 
 
 # -- raw sockets: heartbeats, bad headers ------------------------------------------------------

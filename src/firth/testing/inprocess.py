@@ -28,6 +28,7 @@ from firth.config import Config, format_host_port
 # Settings a test broker starts with unless the caller overrides them.
 TEST_DEFAULTS: dict[str, Any] = {
     "kafka_listen": "127.0.0.1:0",
+    "amqp_listen": "",  # no AMQP listener unless asked for (amqp_listen="127.0.0.1:0")
     "fsync": True,
     "group_initial_rebalance_delay_ms": 0,
 }

@@ -111,6 +111,8 @@ class BrokerProcess:
         env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
         for key, value in self._overrides.items():
             env[ENV_PREFIX + key.upper()] = _env_value(value)
+        if self._amqp_listen is None:  # no AMQP listener unless asked for
+            env[ENV_PREFIX + "AMQP_LISTEN"] = ""
         command = [
             sys.executable,
             "-m",
