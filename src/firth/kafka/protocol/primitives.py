@@ -18,6 +18,7 @@ INT8 = struct.Struct(">b")
 INT16 = struct.Struct(">h")
 INT32 = struct.Struct(">i")
 INT64 = struct.Struct(">q")
+INT16_INT32 = struct.Struct(">hi")
 EMPTY_TAGS = b"\x00"
 
 
@@ -68,12 +69,13 @@ def bytes_length(size: int | None, flexible: bool) -> bytes:
 class Cursor:
     """Reads primitives from `buf` starting at `pos`, never past `len(buf)`."""
 
-    __slots__ = ("buf", "end", "pos")
+    __slots__ = ("buf", "end", "pos", "view")
 
     def __init__(self, buf: Buffer, pos: int = 0) -> None:
         self.buf = buf
         self.pos = pos
         self.end = len(buf)
+        self.view = memoryview(buf)
 
     def _need(self, size: int) -> int:
         start = self.pos
@@ -91,10 +93,16 @@ class Cursor:
     def int64(self) -> int:
         return int(INT64.unpack_from(self.buf, self._need(8))[0])
 
+    def int16_int32(self) -> tuple[int, int]:
+        return INT16_INT32.unpack_from(self.buf, self._need(6))  # type: ignore[return-value]
+
     def uvarint(self) -> int:
         buf = self.buf
         pos = self.pos
         end = self.end
+        if pos < end and buf[pos] < 0x80:  # one-byte varints are the common case
+            self.pos = pos + 1
+            return int(buf[pos])
         result = 0
         shift = 0
         while True:
@@ -148,9 +156,13 @@ class Cursor:
                 raise MalformedRequestError(message=f"negative bytes length {size}")
             return None
         start = self._need(size)
-        return memoryview(self.buf)[start : start + size]
+        return self.view[start : start + size]
 
     def skip_tagged_fields(self) -> None:
+        pos = self.pos
+        if pos < self.end and self.buf[pos] == 0:  # no tagged fields: the common case
+            self.pos = pos + 1
+            return
         for _ in range(self.uvarint()):
             self.uvarint()
             self._need(self.uvarint())

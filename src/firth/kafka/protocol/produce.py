@@ -76,18 +76,16 @@ def decode_produce(header: RequestHeader, frame: Buffer, body_offset: int) -> Pr
     flexible = header.api_version >= 9
     cur = Cursor(frame, body_offset)
     transactional_id = cur.nullable_string(flexible)
-    acks = cur.int16()
-    timeout_ms = cur.int32()
+    acks, timeout_ms = cur.int16_int32()
     topics = []
     for _ in range(cur.array_length(flexible)):
         name = cur.string(flexible)
         partitions = []
         for _ in range(cur.array_length(flexible)):
             index = cur.int32()
-            records = cur.nullable_bytes_view(flexible)
+            partitions.append(ProducePartition(index, cur.nullable_bytes_view(flexible)))
             if flexible:
                 cur.skip_tagged_fields()
-            partitions.append(ProducePartition(index, records))
         if flexible:
             cur.skip_tagged_fields()
         topics.append(ProduceTopic(name, partitions))
