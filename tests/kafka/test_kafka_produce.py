@@ -66,6 +66,8 @@ def test_golden_produce_requests(version: int, body: bytes) -> None:
     assert topic.partitions[0].records is not None
     assert bytes(topic.partitions[0].records) == b"abc"
     assert topic.partitions[1].records is None
+    index, records = topic.partitions[1]
+    assert (index, records) == (1, None)
 
 
 def test_records_are_views_into_the_frame_not_copies() -> None:

@@ -186,3 +186,12 @@ def test_aiokafka_decodes_our_batches(codec: int) -> None:
     assert batch.compression_type == codec
     got = [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch]
     assert got == _client_records()
+
+
+def test_decode_batch_whole_truncated_and_with_trailing_data() -> None:
+    data = build_batch(RECORDS, compression=1, base_timestamp=BASE_TS)
+    assert decode_batch(data + b"next batch bytes")[1] == RECORDS
+    assert decode_batch(b"prefix" + data, 6)[1] == RECORDS
+    for end in range(len(data)):
+        with pytest.raises(BatchError):
+            decode_batch(data[:end])

@@ -28,7 +28,9 @@ throttle_time_ms int32 and [f] tags.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from firth.kafka.protocol.codec import check_version
 from firth.kafka.protocol.header import RequestHeader, encode_response_header
@@ -52,6 +54,11 @@ class ProducePartition:
 
     index: int
     records: memoryview | None
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as `index, records = partition`."""
+        yield self.index
+        yield self.records
 
 
 @dataclass(frozen=True, slots=True)
