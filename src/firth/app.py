@@ -100,7 +100,11 @@ class FirthApp:
                 vhost = self.broker.open_vhost("/", AmqpPropertiesCodec())
                 amqp_host, amqp_port = parse_host_port(self.config.amqp_listen)
                 self.amqp = AmqpServer(
-                    amqp_host, amqp_port, vhost=vhost, group_commit=self.broker.group_commit
+                    amqp_host,
+                    amqp_port,
+                    vhost=vhost,
+                    group_commit=self.broker.group_commit,
+                    admin_path=Path(self.config.data_dir) / "__amqp" / "admin.sock",
                 )
                 await self.amqp.start()
         except BaseException:

@@ -339,10 +339,15 @@ def start(
 
 
 def spread(group_members: list[Member]) -> list[set[int]] | None:
-    """Each member's partitions, once they are disjoint and cover the topic; else None."""
+    """Each member's partitions, once every member has some and together they cover the topic
+    without overlap; else None (a member still starting up owns nothing yet)."""
     owned = [m.assignment() for m in group_members]
     union = set().union(*owned)
-    if union == set(range(TOPIC_PARTITIONS)) and sum(len(o) for o in owned) == TOPIC_PARTITIONS:
+    if (
+        all(owned)
+        and union == set(range(TOPIC_PARTITIONS))
+        and sum(len(o) for o in owned) == TOPIC_PARTITIONS
+    ):
         return owned
     return None
 

@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from firth.amqp.admin import AdminServer
 from firth.amqp.channel import HANDLERS, Channel
 from firth.amqp.codec import AmqpPropertiesCodec
 from firth.amqp.errors import amqp_error_for
@@ -391,6 +392,7 @@ class AmqpServer:
         vhost: VirtualHost | None = None,
         group_commit: GroupCommit | None = None,
         memory_limit: int | None = None,
+        admin_path: Path | None = None,
     ) -> None:
         if vhost is None:  # a broker of its own, in memory only (tests of the front end)
             vhost = VirtualHost(
@@ -401,6 +403,7 @@ class AmqpServer:
         self.memory_limit = _default_memory_limit() if memory_limit is None else memory_limit
         self.alarm = False
         self._alarm_task: asyncio.Task[None] | None = None
+        self.admin = AdminServer(vhost, admin_path) if admin_path is not None else None
         self.host = host
         self.port = port
         self.users = dict(users if users is not None else {"guest": "guest"})
@@ -425,6 +428,8 @@ class AmqpServer:
         )
         logger.info("AMQP listener on %s:%d", *self.address)
         self._alarm_task = loop.create_task(self._watch_memory())
+        if self.admin is not None:
+            await self.admin.start()
 
     async def _watch_memory(self) -> None:
         while True:
@@ -466,5 +471,7 @@ class AmqpServer:
             pass
         for connection in list(self.connections):
             connection._abort()
+        if self.admin is not None:
+            await self.admin.stop()
         if self._server is not None:
             await self._server.wait_closed()

@@ -32,7 +32,7 @@ from firth.cli.errors import (
 )
 
 # Modules of other parts that contribute subcommands, imported lazily.
-HOOK_MODULES = ("firth.broker.groups.cli", "firth.eventsourcing.cli")
+HOOK_MODULES = ("firth.broker.groups.cli", "firth.eventsourcing.cli", "firth.amqp.cli")
 
 # Built-in commands: name → module in firth.cli with register(subparsers, parents).
 BUILTIN = {
