@@ -33,19 +33,41 @@ def test_a_valid_batch_returns_its_header() -> None:
     assert header.records_count == 2 and header.base_offset == 0
 
 
-@pytest.mark.parametrize("records", [None, b""])
+@pytest.mark.parametrize("records", [None, b"", b"\x00" * 11])
 def test_missing_records_are_invalid(records: bytes | None) -> None:
     assert code_of(records) is ErrorCode.INVALID_RECORD
 
 
-def test_two_batches_or_trailing_bytes_are_invalid_record() -> None:
+def test_a_second_complete_batch_is_invalid_record() -> None:
     assert code_of(GOOD + GOOD) is ErrorCode.INVALID_RECORD
+
+
+def test_trailing_bytes_are_refused() -> None:
+    # Kafka trims these silently; we refuse so the log never stores unchecked bytes.
     assert code_of(GOOD + b"\x00") is ErrorCode.INVALID_RECORD
+    assert code_of(GOOD + GOOD[:30]) is ErrorCode.INVALID_RECORD
+    # Trailing bytes that read as an impossible batch header are corrupt, as Kafka's reader says.
+    impossible = bytearray(GOOD[:20])
+    struct.pack_into(">i", impossible, 8, 3)
+    assert code_of(GOOD + bytes(impossible)) is ErrorCode.CORRUPT_MESSAGE
 
 
-def test_truncated_batch_is_corrupt() -> None:
-    for end in (5, 30, 61, len(GOOD) - 1):
-        assert code_of(GOOD[:end]) is ErrorCode.CORRUPT_MESSAGE, end
+def test_incomplete_batch_is_invalid_record() -> None:
+    # Kafka's stream reader finds no complete batch: "must have at least one record batch".
+    for end in (12, 16, 30, 61, len(GOOD) - 1):
+        assert code_of(GOOD[:end]) is ErrorCode.INVALID_RECORD, end
+
+
+def test_batch_length_below_any_record_is_corrupt() -> None:
+    data = bytearray(GOOD)
+    struct.pack_into(">i", data, 8, 13)
+    assert code_of(bytes(data)) is ErrorCode.CORRUPT_MESSAGE
+
+
+def test_v2_batch_length_below_its_header_is_corrupt() -> None:
+    data = bytearray(GOOD[:40])
+    struct.pack_into(">i", data, 8, 28)
+    assert code_of(bytes(data)) is ErrorCode.CORRUPT_MESSAGE
 
 
 def test_bad_crc_is_corrupt_message() -> None:
@@ -59,10 +81,36 @@ def test_batch_over_max_message_bytes_is_too_large() -> None:
     validate_produce_records(GOOD, len(GOOD))
 
 
-def test_old_magic_is_unsupported_for_message_format() -> None:
+@pytest.mark.parametrize(
+    ("magic", "code"),
+    [
+        (0, ErrorCode.INVALID_RECORD),
+        (1, ErrorCode.INVALID_RECORD),
+        (3, ErrorCode.CORRUPT_MESSAGE),
+        (7, ErrorCode.CORRUPT_MESSAGE),
+        (0xFF, ErrorCode.CORRUPT_MESSAGE),
+    ],
+)
+def test_magic_other_than_2(magic: int, code: ErrorCode) -> None:
     data = bytearray(GOOD)
-    data[16] = 1
-    assert code_of(bytes(data)) is ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT
+    data[16] = magic
+    assert code_of(bytes(data)) is code
+
+
+def test_zstd_needs_produce_v7() -> None:
+    zstd = build_batch([Record(0, 0, None, b"z" * 100, ())], compression=4, base_timestamp=1)
+    with pytest.raises(KafkaError) as raised:
+        validate_produce_records(zstd, MAX, api_version=6)
+    assert raised.value.code is ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    validate_produce_records(zstd, MAX, api_version=7)
+    validate_produce_records(zstd, MAX)
+
+
+def test_producer_id_without_a_sequence_is_invalid_record() -> None:
+    batch = build_batch(
+        [Record(0, 0, None, b"v", ())], base_timestamp=1, producer_id=5, producer_epoch=0
+    )
+    assert code_of(batch) is ErrorCode.INVALID_RECORD
 
 
 def test_non_zero_base_offset_is_invalid_record() -> None:
@@ -83,9 +131,3 @@ def test_count_must_match_last_offset_delta(count: int, last_delta: int) -> None
     struct.pack_into(">i", data, 57, count)
     struct.pack_into(">i", data, 23, last_delta)
     assert code_of(restamp(data)) is ErrorCode.INVALID_RECORD
-
-
-def test_batch_length_below_the_header_is_corrupt() -> None:
-    data = bytearray(GOOD)
-    struct.pack_into(">i", data, 8, 10)
-    assert code_of(bytes(data)) is ErrorCode.CORRUPT_MESSAGE
