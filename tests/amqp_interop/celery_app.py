@@ -26,6 +26,9 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_default_queue=os.environ.get("FIRTH_CELERY_QUEUE", "firth-interop"),
     result_expires=300,
+    # The worker process sets a short AMQP heartbeat: its event loop wakes up for each check,
+    # which is also when it notices a shutdown signal (default 120 s heartbeat: ~10 s to stop).
+    broker_heartbeat=float(os.environ.get("FIRTH_CELERY_HEARTBEAT", "120")),
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     task_serializer="json",

@@ -31,7 +31,12 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, FIRTH_CELERY_BROKER=self.url, FIRTH_CELERY_QUEUE=self.queue)
+        env = dict(
+            os.environ,
+            FIRTH_CELERY_BROKER=self.url,
+            FIRTH_CELERY_QUEUE=self.queue,
+            FIRTH_CELERY_HEARTBEAT="2",  # AMQP heartbeats every second or so, both ways
+        )
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
