@@ -45,7 +45,7 @@ from kio.static.primitive import (
     i64Timedelta,
 )
 
-from firth.kafka.protocol.apis import API_TABLE, SUPPORTED_APIS
+from firth.kafka.protocol.apis import API_TABLE, supported_apis
 from firth.kafka.protocol.errors import (
     MalformedRequestError,
     UnknownApiError,
@@ -294,8 +294,9 @@ def api_versions_error_response(
 
     Sent when a client asks ApiVersions at a version we do not know; clients then retry with the
     highest ApiVersions version the list allows. Header v0, body v0, whatever version was asked.
+    `supported` defaults to the ranges of the groups enabled at call time.
     """
-    ranges = SUPPORTED_APIS if supported is None else supported
+    ranges = supported_apis() if supported is None else supported
     entity = build_response(
         API_VERSIONS_KEY,
         0,
