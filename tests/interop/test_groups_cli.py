@@ -139,3 +139,11 @@ def test_describe_a_live_group_then_reset_and_delete(
 def test_bad_datetime_is_a_usage_error(broker: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = groups(capsys, broker, "reset-offsets", "any", "--to-datetime", "yesterday")
     assert code == 2
+
+
+def test_unknown_groups_are_reported(broker: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    for words in (("describe", "nope"), ("delete", "nope")):
+        capsys.readouterr()
+        code = main(["groups", *words, "--bootstrap", broker.bootstrap, "--timeout", "10"])
+        assert code == 1
+        assert "'nope' does not exist" in capsys.readouterr().err

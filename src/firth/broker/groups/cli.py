@@ -223,6 +223,8 @@ def describe_group(args: argparse.Namespace) -> None:
     admin = _admin(args)
     description, rows = group_lag(admin, args, args.group)
     state = _state_name(description.state)
+    if state == "DEAD" and not description.members and not rows:
+        raise _not_found(args.group)
     members = [
         {
             "member_id": m.member_id,
@@ -362,9 +364,25 @@ def reset_offsets(args: argparse.Namespace) -> None:
     console.print("dry run: nothing changed" if args.dry_run else f"reset {len(rows)} partitions")
 
 
+def _not_found(group: str) -> BrokerRefused:
+    return BrokerRefused(
+        f"group {group!r} does not exist (`firth groups list` shows the groups)",
+        "GROUP_ID_NOT_FOUND",
+    )
+
+
 def delete_groups(args: argparse.Namespace) -> None:
     admin = _admin(args)
     futures = admin.delete_consumer_groups(list(args.groups))
     for group, future in futures.items():
-        _result(future, args)
+        try:
+            _result(future, args)
+        except BrokerRefused as refused:
+            if refused.error_name == "GROUP_ID_NOT_FOUND":
+                raise _not_found(group) from None
+            if refused.error_name == "NON_EMPTY_GROUP":
+                raise BrokerRefused(
+                    f"group {group!r} has members; stop its consumers first", "NON_EMPTY_GROUP"
+                ) from None
+            raise
         print(f"deleted group {group}", file=sys.stdout)
