@@ -6,18 +6,20 @@ handler writes one dict whatever version it answers), `encode_response` frames i
 response header. The hot APIs (Produce, Fetch) have hand-written codecs in `produce` and `fetch`;
 everything here is for the rest, where kio's pure-Python encoder (40-100 µs) is fine.
 
-Before kio decodes a body, `shape.check_shape` walks it (kio's native reader would abort the
-process on an absurd declared array length; it also drops tagged fields kio does not know,
-which the protocol says to skip). Failure contract: decoding raises only `ProtocolError` subclasses — `UnknownApiError`,
-`UnsupportedVersionError`, `MalformedRequestError` — whatever kio raised underneath. Bytes after
-the body inside the frame are ignored, as Kafka's own parser does.
+Before kio decodes a body, `shape.prepare_body` walks it: kio's native reader would abort the
+process on an absurd declared array length, and it refuses tagged fields its schema lacks, which
+the protocol says to skip (the walk drops them). Failure contract: decoding raises only
+`ProtocolError` subclasses (`UnknownApiError`, `UnsupportedVersionError`,
+`MalformedRequestError`), whatever kio raised underneath. Bytes after the body inside the frame
+are ignored, as Kafka's own parser ignores them.
 
 `build_response` rules, per field of the versioned class: a key the version lacks is dropped; a
-missing field (or None given for a non-nullable one) takes the schema's default (kio carries Kafka's defaults, e.g. -1 for
-`log_start_offset`), else None for a nullable field, else the type's zero (0, "", b"", (), the
-zero UUID, error NONE, an entity built from {}). Plain values are wrapped: ints into kio's
-phantom int types and `ErrorCode`, milliseconds into `i32Timedelta`, epoch milliseconds into
-`TZAware`, dicts into nested entities, lists into tuples.
+missing field (or None given for a non-nullable one) takes the schema's default (kio carries
+Kafka's defaults, e.g. -1 for `log_start_offset`), else None for a nullable field, else the
+type's zero (0, "", b"", (), the zero UUID, error NONE, an entity built from {}). Plain values
+are wrapped: ints into kio's phantom int types and `ErrorCode`, milliseconds into
+`i32Timedelta`, epoch milliseconds (or datetimes) into `TZAware`, UUIDs from bytes or text,
+dicts into nested entities, lists into tuples.
 """
 
 from __future__ import annotations
