@@ -14,6 +14,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kio.index import load_request_schema
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.create_topics.v7 import request as create_topics
 from kio.schema.fetch.v12 import request as fetch12
@@ -21,8 +22,9 @@ from kio.schema.metadata.v12 import request as metadata12
 from kio.schema.produce.v3 import request as produce3
 from kio.schema.produce.v9 import request as produce9
 from kio.serial import entity_writer
-from kio.static.primitive import Records, i16, i32, i32Timedelta, i64
+from kio.static.primitive import Records, i16, i32, i32Timedelta, i64, i64Timedelta
 
+from firth.kafka.protocol.apis import ALL_API_RANGES
 from firth.kafka.protocol.codec import decode_request
 from firth.kafka.protocol.errors import FrameError, KafkaError, ProtocolError
 from firth.kafka.protocol.framing import FrameReader, frame
@@ -200,3 +202,40 @@ def test_truncated_or_spliced_requests(seed: bytes, cut: int, junk: bytes) -> No
     cut %= len(body) + 1
     serve(frame(body[:cut] + junk), 7)
     serve(frame(body[:cut]) + seed, 13)
+
+
+st.register_type_strategy(Records, st.binary(max_size=64).map(Records))
+st.register_type_strategy(
+    i64Timedelta,
+    st.integers(-1, 2**40).map(lambda ms: i64Timedelta.parse(datetime.timedelta(milliseconds=ms))),
+)
+ALL_VERSIONS = [
+    (key, version)
+    for key, (low, high) in sorted(ALL_API_RANGES.items())
+    for version in range(low, high + 1)
+]
+
+
+@st.composite
+def any_request(draw: st.DrawFn) -> bytes:
+    """A valid request of any API and version we decode, framed."""
+    key, version = draw(st.sampled_from(ALL_VERSIONS))
+    entity = draw(st.from_type(load_request_schema(key, version)))
+    return _request(key, version, entity)
+
+
+@FUZZ
+@given(
+    any_request(),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+    st.integers(0, 10_000),
+)
+def test_mutated_requests_of_every_api_and_version(
+    seed: bytes, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(seed)
+    for position, value in flips:
+        data[4 + position % (len(data) - 4)] = value
+    body = bytes(data[4:])
+    serve(frame(body), 64)
+    serve(frame(body[: cut % (len(body) + 1)]), 64)
