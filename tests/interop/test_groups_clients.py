@@ -413,7 +413,9 @@ def test_sigkilled_members_partitions_move_and_nothing_is_lost(
     redelivered = sum(consumed.values()) - len(consumed)
     record_property("redeliveries", redelivered)
     record_property("seconds_to_move", round(moved_after, 2))
-    print(f"{client}: partitions moved {moved_after:.2f}s after the kill, {redelivered} redelivered")
+    print(
+        f"{client}: partitions moved {moved_after:.2f}s after the kill, {redelivered} redelivered"
+    )
     assert len(consumed) == produced  # nothing lost
     # Only what the victim processed but had not committed can come twice.
     assert redelivered <= len(trio[0].consumed())
