@@ -149,6 +149,24 @@ def test_duplicate_consumer_tag_is_530(amqp_url: str, name: Name) -> None:
     assert raw.expect_connection_close().reply_code == 530
 
 
+def test_publish_with_immediate_is_540(amqp_url: str) -> None:
+    """RabbitMQ dropped support for the immediate flag in 3.0 and closes the connection."""
+    raw = RawAmqp.connected(amqp_url)
+    raw.open_channel(1)
+    raw.send_frame(commands.Basic.Publish(exchange="", routing_key="nowhere", immediate=True), 1)
+    raw.send(_content_header(1))
+    raw.send(raw_frame(BODY, 1, b"x"))
+    assert raw.expect_connection_close().reply_code == 540
+    assert client_works(amqp_url)
+
+
+def test_qos_prefetch_size_is_540(amqp_url: str) -> None:
+    raw = RawAmqp.connected(amqp_url)
+    raw.open_channel(1)
+    raw.send_frame(commands.Basic.Qos(prefetch_size=1000, prefetch_count=1), 1)
+    assert raw.expect_connection_close().reply_code == 540
+
+
 def test_table_nested_10000_deep(amqp_url: str, name: Name, target: str) -> None:
     """A deliberate difference: RabbitMQ decodes any depth (Erlang recursion is cheap) and
     accepts the declaration; Firth bounds nesting (64 levels) and closes the connection with

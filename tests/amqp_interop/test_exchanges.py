@@ -107,6 +107,7 @@ HEADER_BINDINGS: dict[str, dict[str, object]] = {
     "any_x_only": {"x-match": "any", "x-tag": "a"},  # x- keys do not count without -with-x
     "any_with_x": {"x-match": "any-with-x", "x-tag": "a"},
     "all_with_x": {"x-match": "all-with-x", "x-tag": "a", "format": "pdf"},
+    "void": {"x-match": "all", "flag": None},  # a void value matches on presence alone
 }
 HEADER_CASES: list[tuple[dict[str, object], set[str]]] = [
     ({"format": "pdf", "type": "report"}, {"all", "any"}),
@@ -116,6 +117,9 @@ HEADER_CASES: list[tuple[dict[str, object], set[str]]] = [
     ({"x-tag": "a"}, {"any_with_x"}),
     ({"x-tag": "a", "format": "pdf"}, {"any", "any_with_x", "all_with_x"}),
     ({"x-tag": "b", "format": "pdf"}, {"any"}),
+    ({"flag": 1}, {"void"}),
+    ({"flag": "yes", "format": "zip"}, {"void", "default"}),
+    ({"flag": None}, {"void"}),
     ({}, set()),
 ]
 
