@@ -6,7 +6,8 @@ format), the body, and delivery state (returns, redelivered). ``seq`` orders mes
 one queue (requeued messages go back to their place by it); ``offset`` is the message's
 offset in the queue's log, or -1 when it is not stored (transient message or queue).
 
-Stored form: one Kafka v2 record batch per message holding one record whose value is::
+Stored form: Kafka v2 record batches, one per burst of publishes to the queue (everything
+published to it in one event-loop turn), one record per message, whose value is::
 
     u8 version (1)  u8 flags (bit 0 persistent)  i64 timestamp ms  i64 expires-at ms (-1 none)
     u8 priority  u8 len + exchange  u8 len + routing key  u32 len + properties  body...
@@ -166,13 +167,17 @@ def decode_value(value: bytes | memoryview) -> QueuedMessage:
     )
 
 
-def build_batch(message: QueuedMessage) -> tuple[bytearray, BatchHeader]:
-    """One record batch holding ``message`` (offset patched by the log on append)."""
-    value = encode_value(message)
-    body = b"\x00" + _varint(0) + _varint(0) + _varint(-1) + _varint(len(value))
-    record_tail = _varint(0)
-    record_len = len(body) + len(value) + len(record_tail)
-    records = b"".join((_varint(record_len), body, value, record_tail))
+def _record(value: bytes, offset_delta: int) -> bytes:
+    head = b"\x00\x00" + _varint(offset_delta) + b"\x01" + _varint(len(value))
+    # attributes 0, timestampDelta 0, offsetDelta, key length -1 (varint 0x01), value length
+    body_len = len(head) + len(value) + 1
+    return b"".join((_varint(body_len), head, value, b"\x00"))
+
+
+def build_batch(messages: list[QueuedMessage]) -> tuple[bytearray, BatchHeader]:
+    """One record batch holding ``messages`` in order (offsets patched by the log)."""
+    records = b"".join(_record(encode_value(m), i) for i, m in enumerate(messages))
+    timestamp = messages[0].timestamp
     size = HEADER_SIZE + len(records)
     out = bytearray(size)
     fields = (
@@ -182,13 +187,13 @@ def build_batch(message: QueuedMessage) -> tuple[bytearray, BatchHeader]:
         MAGIC_V2,
         0,
         0,
-        0,
-        message.timestamp,
-        message.timestamp,
+        len(messages) - 1,
+        timestamp,
+        max(m.timestamp for m in messages),
         -1,
         -1,
         -1,
-        1,
+        len(messages),
     )
     _BATCH_HEADER.pack_into(out, 0, *fields)
     out[HEADER_SIZE:] = records
@@ -198,16 +203,22 @@ def build_batch(message: QueuedMessage) -> tuple[bytearray, BatchHeader]:
     return out, header
 
 
-def decode_batch_value(batch: bytes | memoryview) -> bytes:
-    """The value of the single record in a batch written by ``build_batch``."""
+def decode_batch_values(batch: bytes | memoryview) -> list[tuple[int, bytes]]:
+    """(offset delta, value) of every record in a batch written by ``build_batch``."""
     view = memoryview(batch)
+    (count,) = _U32.unpack_from(view, HEADER_SIZE - 4)
     pos = HEADER_SIZE
-    _length, pos = _read_varint(view, pos)
-    pos += 1  # attributes
-    _ts, pos = _read_varint(view, pos)
-    _od, pos = _read_varint(view, pos)
-    key_len, pos = _read_varint(view, pos)
-    if key_len > 0:
-        pos += key_len
-    value_len, pos = _read_varint(view, pos)
-    return bytes(view[pos : pos + value_len])
+    out = []
+    for _ in range(count):
+        length, pos = _read_varint(view, pos)
+        end = pos + length
+        pos += 1  # attributes
+        _ts, pos = _read_varint(view, pos)
+        delta, pos = _read_varint(view, pos)
+        key_len, pos = _read_varint(view, pos)
+        if key_len > 0:
+            pos += key_len
+        value_len, pos = _read_varint(view, pos)
+        out.append((delta, bytes(view[pos : pos + value_len])))
+        pos = end
+    return out

@@ -215,6 +215,7 @@ class Queue:
         store = self.store
         if store is not None and message.persistent:
             wait = store.append(message)
+            self.host.journal_dirty(store)
         self._enqueue(message)
         self.published += 1
         if args.max_length is not None or args.max_length_bytes is not None:

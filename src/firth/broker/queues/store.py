@@ -12,9 +12,13 @@ A journal entry is ``u8 kind, u64 log offset, u32 count``:
 - ``RETURNED``: it came back unsettled; ``count`` is its delivery count (x-delivery-count),
   which therefore survives restarts.
 
-Journal entries are buffered and written (no fsync) once per event-loop turn: after a crash a
-lost settle means a redelivery, never a loss. Messages are made durable by the group commit
-before a publisher confirm (``Log.flush``).
+Writes are buffered and made once per event-loop turn (``write_pending``): the messages
+published to the queue in that turn become one record batch (one write, one CRC), then the
+journal entries are written (no fsync: after a crash a lost settle means a redelivery, never a
+loss). A message's offset is known when it is appended (the log's end plus what is buffered),
+so a publisher can wait for the group commit to pass it at once; the group commit's flush
+finds the batch written, since the buffer is written in the same loop turn, before any flush
+round can look.
 
 Reclaiming space: when every message of a queue is settled and its log has grown past
 ``RESET_BYTES``, the store starts a new generation (an empty log and journal in
@@ -29,7 +33,12 @@ import shutil
 import struct
 from pathlib import Path
 
-from firth.broker.queues.message import QueuedMessage, build_batch, decode_batch_value, decode_value
+from firth.broker.queues.message import (
+    QueuedMessage,
+    build_batch,
+    decode_batch_values,
+    decode_value,
+)
 from firth.fsutil import fsync_dir
 from firth.log import Log, LogConfig
 
@@ -37,6 +46,8 @@ SETTLED = 1
 DELIVERED = 2
 RETURNED = 3
 _ENTRY = struct.Struct(">BQI")
+MAX_BATCH_BYTES = 1024 * 1024
+"""A turn's buffered messages are written early once they exceed this."""
 RESET_BYTES = 64 * 1024 * 1024
 """A fully settled queue whose log is larger than this starts a fresh generation."""
 
@@ -59,6 +70,8 @@ class QueueStore:
         self.log: Log | None = None
         self._journal_fd = -1
         self._pending = bytearray()
+        self._batch: list[QueuedMessage] = []
+        self._batch_bytes = 0
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -100,32 +113,48 @@ class QueueStore:
         self._journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         messages: list[QueuedMessage] = []
         for header, batch in self.log.batches(self.log.log_start_offset):
-            offset = header.base_offset
-            if offset in settled:
-                continue
-            message = decode_value(decode_batch_value(batch))
-            message.offset = offset
-            message.returns = returns.get(offset, 0)
-            message.redelivered = offset in delivered
-            messages.append(message)
+            for delta, value in decode_batch_values(batch):
+                offset = header.base_offset + delta
+                if offset in settled:
+                    continue
+                message = decode_value(value)
+                message.offset = offset
+                message.returns = returns.get(offset, 0)
+                message.redelivered = offset in delivered
+                messages.append(message)
         return messages
 
     # -- writing -----------------------------------------------------------------------------------
 
     def append(self, message: QueuedMessage) -> int:
-        """Store ``message`` (sets its offset); returns the log end offset to wait durable for."""
+        """Buffer ``message`` for this turn's batch (sets its offset); returns the log end
+        offset to wait durable for. The caller makes sure ``write_pending`` runs this turn."""
         assert self.log is not None
-        batch, header = build_batch(message)
-        message.offset = self.log.append(batch, header)
+        batch = self._batch
+        message.offset = self.log.log_end_offset + len(batch)
+        batch.append(message)
+        self._batch_bytes += len(message.body) + len(message.properties)
+        if self._batch_bytes > MAX_BATCH_BYTES:
+            self._write_batch()
         return message.offset + 1
+
+    def _write_batch(self) -> None:
+        if not self._batch or self.log is None or self.log.closed:
+            self._batch.clear()
+            return
+        messages, self._batch = self._batch, []
+        self._batch_bytes = 0
+        batch, header = build_batch(messages)
+        self.log.append(batch, header)
 
     def note(self, kind: int, message: QueuedMessage) -> None:
         if message.offset >= 0:
             self._pending += _ENTRY.pack(kind, message.offset, message.returns)
 
-    @property
-    def has_pending(self) -> bool:
-        return bool(self._pending)
+    def write_pending(self) -> None:
+        """Write this turn's messages (one batch), then its journal entries."""
+        self._write_batch()
+        self.write_journal()
 
     def write_journal(self) -> None:
         """Write buffered journal entries (page cache; no fsync)."""
@@ -138,9 +167,9 @@ class QueueStore:
     def maybe_reset(self) -> bool:
         """Start a new generation if the log is big; call only when nothing is live."""
         assert self.log is not None
+        self.write_pending()
         if self.log.size_bytes < RESET_BYTES:
             return False
-        self.write_journal()
         old = self.generation
         self._close_files()
         self.generation = old + 1
@@ -160,11 +189,12 @@ class QueueStore:
             self.log.close()
 
     def close(self) -> None:
-        self.write_journal()
+        self.write_pending()
         self._close_files()
 
     def delete(self) -> None:
         self._pending.clear()
+        self._batch.clear()
         if self._journal_fd >= 0:
             os.close(self._journal_fd)
             self._journal_fd = -1

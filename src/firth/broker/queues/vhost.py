@@ -176,9 +176,9 @@ class VirtualHost:
         dirty, self._dirty_journals = self._dirty_journals, set()
         for store in dirty:
             try:
-                store.write_journal()
-            except OSError:
-                logger.exception("writing the settle journal of %s failed", store.directory)
+                store.write_pending()
+            except Exception:
+                logger.exception("writing queue storage in %s failed", store.directory)
 
     def queue_unused(self, queue: Queue, reason: str) -> None:
         if self.queues.get(queue.name) is queue:
