@@ -10,6 +10,8 @@ Bytes in, typed values out, bytes back:
   `encode_fetch_response`).
 - `validation`: `validate_produce_records`, Kafka's checks on a produced batch.
 - `records`: record-level batch builder/decoder with compression (tools and tests).
+- `error_responses`: `error_response`, one error code in every slot of a request's answer.
+- `shape`: the structural walk that guards kio's native decoder.
 - `errors`: `ErrorCode` and the `KafkaError` tree; decoding raises only `ProtocolError`s.
 """
 
@@ -21,6 +23,7 @@ from firth.kafka.protocol.codec import (
     decode_request,
     encode_response,
 )
+from firth.kafka.protocol.error_responses import error_response
 from firth.kafka.protocol.errors import (
     ErrorCode,
     FrameError,
@@ -75,6 +78,7 @@ __all__ = [
     "encode_fetch_response",
     "encode_produce_response",
     "encode_response",
+    "error_response",
     "parse_request_header",
     "validate_produce_records",
 ]
