@@ -26,12 +26,12 @@ handlers stop. Three clients judge them:
   `ADVERTISED_MIN` widens Produce's advertised minimum to 0 while `decodable_range` stays 3-12;
   no client picks v0-v2 because every client picks the highest common version.
 
-One deliberate departure: JoinGroup is advertised from v0 (Kafka 4.0 says 2-9, 4.1 went back to
-0-9) because librdkafka's balanced-consumer feature check wants JoinGroup v0 in the range, and kio
-decodes v0-v1 anyway.
+One deliberate departure: JoinGroup is advertised from v0 (kafka-python's table gives 2-9 for
+4.0 and 0-9 for 4.1) because librdkafka's balanced-consumer feature check wants JoinGroup v0 in
+the range, and kio decodes v0-v1 anyway. It does not change what kafka-python infers.
 
-Kafka 4.1 would add Produce v13 and Fetch v18, which address topics by id in produce too; those
-need topic ids end to end, so we stay at 4.0.
+Kafka 4.1 would add Produce v13, which names topics by id instead of by name, and Fetch v18
+(kio has both); serving them needs topic ids end to end in produce, so we stay at 4.0.
 """
 
 from __future__ import annotations
