@@ -668,8 +668,9 @@ class Channel:
 
         def done(_future: asyncio.Future[None]) -> None:
             remaining[0] -= 1
-            if remaining[0] == 0 and not self.closed:
-                self._send(m.TxCommitOk())
+            if remaining[0] == 0:
+                if not self.closed:
+                    self._send(m.TxCommitOk())
                 self.protocol.release()
 
         for future in futures:
