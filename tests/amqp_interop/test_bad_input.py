@@ -15,7 +15,7 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 import pytest
-from pamqp import commands
+from pamqp import body, commands, header
 
 from tests.amqp_interop.helpers import PROTOCOL_HEADER, RawAmqp, client_works, raw_frame
 
@@ -200,3 +200,39 @@ def test_many_bad_connections_do_not_stop_a_good_client(amqp_url: str) -> None:
 def _content_header(body_size: int, channel: int = 1) -> bytes:
     """A whole content-header frame: class 60, weight 0, the body size and no properties."""
     return raw_frame(HEADER, channel, struct.pack(">HHQH", 60, 0, body_size, 0))
+
+
+def test_cancel_of_an_unknown_consumer_tag_is_answered(amqp_url: str) -> None:
+    """aio-pika waits for cancel-ok forever, so an unknown tag must still get one."""
+    raw = RawAmqp.connected(amqp_url)
+    raw.open_channel(1)
+    raw.send_frame(commands.Basic.Cancel(consumer_tag="never-consumed"), 1)
+    assert raw.expect(commands.Basic.CancelOk).consumer_tag == "never-consumed"
+
+
+def test_nowait_declarations_and_bindings(amqp_url: str, name: Name) -> None:
+    """kombu and others send declare, bind and consume with nowait; nothing is answered, and
+    the declared objects work at once on the same channel."""
+    raw = RawAmqp.connected(amqp_url)
+    raw.open_channel(1)
+    exchange, queue = name("x"), name("q")
+    raw.send_frame(
+        commands.Exchange.Declare(exchange=exchange, exchange_type="fanout", nowait=True), 1
+    )
+    raw.send_frame(commands.Queue.Declare(queue=queue, auto_delete=True, nowait=True), 1)
+    raw.send_frame(commands.Queue.Bind(queue=queue, exchange=exchange, nowait=True), 1)
+    raw.send_frame(commands.Basic.Publish(exchange=exchange, routing_key=""), 1)
+    raw.send(_content_header(5))
+    raw.send(raw_frame(BODY, 1, b"hello"))
+    raw.send_frame(
+        commands.Basic.Consume(queue=queue, consumer_tag="c1", no_ack=True, nowait=True), 1
+    )
+    deliver = raw.expect(commands.Basic.Deliver)  # the first frame back: no *-ok came before it
+    assert (deliver.consumer_tag, deliver.exchange) == ("c1", exchange)
+    assert raw.expect(header.ContentHeader).body_size == 5
+    assert raw.expect(body.ContentBody).value == b"hello"
+    raw.send_frame(commands.Basic.Cancel(consumer_tag="c1"), 1)
+    raw.expect(commands.Basic.CancelOk)
+    raw.send_frame(commands.Exchange.Delete(exchange=exchange, nowait=True), 1)
+    raw.send_frame(commands.Queue.Delete(queue=queue), 1)
+    assert raw.expect(commands.Queue.DeleteOk).message_count == 0

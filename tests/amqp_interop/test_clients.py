@@ -320,3 +320,40 @@ def test_kombu_sees_rabbitmq_semantics(amqp_url: str) -> None:
         ):
             assert capabilities.get(capability) is True, capability
         assert connection.qos_semantics_matches_spec is False
+
+
+def test_aio_pika_many_confirms_in_flight(amqp_url: str, name: Name) -> None:
+    """500 persistent publishes to a durable queue and a transient one, all in flight at once:
+    every confirm arrives (the broker may group them with multiple=True) and nothing is lost
+    or reordered."""
+
+    async def scenario() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.declare_exchange(name("fan"), aio_pika.ExchangeType.FANOUT)
+            durable = await channel.declare_queue(name("durable"), durable=True)
+            transient = await channel.declare_queue(name("transient"), durable=False)
+            for queue in (durable, transient):
+                await queue.bind(exchange)
+            bodies = [f"{index:05}".encode() for index in range(500)]
+            confirms = await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key="",
+                    )
+                    for body in bodies
+                )
+            )
+            assert len(confirms) == 500
+            for queue in (durable, transient):
+                declared = await channel.declare_queue(queue.name, passive=True)
+                assert declared.declaration_result.message_count == 500
+                got = []
+                while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                    got.append(message.body)
+                assert got == bodies
+            await durable.delete()
+
+    run_async(scenario)

@@ -369,3 +369,30 @@ def test_tx_commit_without_select_is_406(channel: Channel) -> None:
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
         channel.tx_commit()
     assert refused.value.reply_code == 406
+
+
+# --- consumers, more ----------------------------------------------------------------------------
+
+
+def test_exclusive_consumer_refuses_a_second(
+    connection: pika.BlockingConnection, name: Name
+) -> None:
+    channel = connection.channel()
+    queue = channel.queue_declare(name("q")).method.queue
+    channel.basic_consume(queue, lambda *a: None, exclusive=True)
+    other = connection.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        other.basic_consume(queue, lambda *a: None)
+    assert refused.value.reply_code == 403
+
+
+def test_exclusive_consume_on_a_consumed_queue_is_refused(
+    connection: pika.BlockingConnection, name: Name
+) -> None:
+    channel = connection.channel()
+    queue = channel.queue_declare(name("q")).method.queue
+    channel.basic_consume(queue, lambda *a: None)
+    other = connection.channel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        other.basic_consume(queue, lambda *a: None, exclusive=True)
+    assert refused.value.reply_code == 403
