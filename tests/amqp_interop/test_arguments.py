@@ -491,3 +491,38 @@ def test_invalid_known_argument_is_406(
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
         channel.queue_declare(name("q"), arguments=arguments)
     assert refused.value.reply_code == 406
+
+
+def test_delivery_limit_on_a_classic_durable_queue(
+    connection: pika.BlockingConnection, name: Name, target: str
+) -> None:
+    """A deliberate difference: Firth applies x-delivery-limit to any durable queue (issue 4);
+    RabbitMQ 3.10 implements it for quorum queues only and refuses it on a classic queue."""
+    confirmed = connection.channel()
+    confirmed.confirm_delivery()
+    exchange, dead = dead_letter_target(confirmed, name)
+    arguments = {
+        "x-delivery-limit": 1,
+        "x-dead-letter-exchange": exchange,
+        "x-dead-letter-routing-key": "dead-key",
+    }
+    if target == "rabbitmq":
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            confirmed.queue_declare(name("src"), durable=True, arguments=arguments)
+        assert refused.value.reply_code == 406
+        return
+    queue = confirmed.queue_declare(name("src"), durable=True, arguments=arguments).method.queue
+    try:
+        confirmed.basic_publish("", queue, b"poison", pika.BasicProperties(delivery_mode=2))
+        counts = []
+        for _ in range(2):  # the first delivery and one redelivery
+            method, properties, _ = wait_get(confirmed, queue, auto_ack=False)
+            counts.append((properties.headers or {}).get("x-delivery-count", 0))
+            confirmed.basic_nack(method.delivery_tag, requeue=True)
+        assert counts == [0, 1]
+        _, properties, body = wait_get(confirmed, dead)
+        assert body == b"poison"
+        assert properties.headers["x-death"][0]["reason"] == "delivery_limit"
+        assert message_count(confirmed, queue) == 0
+    finally:
+        confirmed.queue_delete(queue)
