@@ -78,24 +78,89 @@ def test_torn_journal_tail_is_ignored(tmp_path: Path) -> None:
     again.close()
 
 
-def test_settled_queue_starts_a_new_generation(
+def test_compaction_keeps_live_messages_and_their_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "RESET_BYTES", 100)
+    monkeypatch.setattr(store_module, "COMPACT_BYTES", 100)
+    monkeypatch.setattr(store_module, "COMPACT_CHECK_EVERY", 1)
     store = QueueStore(tmp_path / "q", fsync=False)
     store.open()
-    messages = [stored(b"x" * 50) for _ in range(3)]
+    messages = [stored(f"m{i}".encode() * 20) for i in range(6)]
     for message in messages:
         store.append(message)
-    for message in messages:
+    store.write_pending()
+    for message in messages[:4]:
         store.note(SETTLED, message)
-    assert store.maybe_reset()
+    messages[5].returns = 2
+    messages[5].redelivered = True
+    assert store.wants_compaction()
+    store.compact(messages[4:])
     assert [p.name for p in (tmp_path / "q").iterdir()] == ["gen-00000001"]
+    assert [m.offset for m in messages[4:]] == [0, 1]
+    store.note(SETTLED, messages[4])  # settles at its new offset
     store.append(stored(b"after"))
     store.close()
     again = QueueStore(tmp_path / "q", fsync=False)
-    assert [m.body for m in again.open()] == [b"after"]
+    loaded = again.open()
+    assert [(m.body[:2], m.returns, m.redelivered) for m in loaded] == [
+        (b"m5", 2, True),
+        (b"af", 0, False),
+    ]
     again.close()
+
+
+def test_unfinished_compaction_is_discarded(tmp_path: Path) -> None:
+    store = QueueStore(tmp_path / "q", fsync=False)
+    store.open()
+    store.append(stored(b"kept"))
+    store.close()
+    half = tmp_path / "q" / "gen-00000001"
+    (half / "log").mkdir(parents=True)
+    (half / store_module.COMPACTING).touch()
+    again = QueueStore(tmp_path / "q", fsync=False)
+    assert [m.body for m in again.open()] == [b"kept"]
+    assert not half.exists()
+    again.close()
+
+
+def test_queue_compacts_while_consumers_hold_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue that is never empty still drops its settled messages from disk."""
+    monkeypatch.setattr(store_module, "COMPACT_BYTES", 2000)
+    monkeypatch.setattr(store_module, "COMPACT_CHECK_EVERY", 1)
+
+    async def check() -> None:
+        vhost = VirtualHost(tmp_path, AmqpPropertiesCodec(), fsync=False)
+        queue = vhost.declare_queue("q", owner=None, durable=True)
+        held = []
+        for round_ in range(30):
+            for i in range(5):
+                queue.publish(stored(f"{round_}-{i}".encode() * 10, timestamp=vhost.now_ms()))
+            await asyncio.sleep(0)  # the turn's batch is written
+            for _ in range(4):
+                got = queue.get(no_ack=False)
+                assert got is not None
+                queue.ack(got)
+            got = queue.get(no_ack=False)
+            assert got is not None
+            held.append(got)  # one unacked per round
+        assert queue.store is not None and queue.store.generation > 0
+        for message in held[:10]:
+            queue.ack(message)
+        for message in held[10:]:
+            queue.reject(message, True)
+        vhost.close()
+        reopened = VirtualHost(tmp_path, AmqpPropertiesCodec(), fsync=False)
+        reopened.load()
+        again = reopened.queues["q"]
+        bodies = []
+        while (got := again.get(no_ack=True)) is not None:
+            bodies.append((got.body.split(b"-")[0], got.redelivered))
+        assert bodies == [(str(r).encode(), True) for r in range(10, 30)]
+        reopened.close()
+
+    run(check)
 
 
 # -- the virtual host ------------------------------------------------------------------------

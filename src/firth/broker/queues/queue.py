@@ -168,7 +168,8 @@ class Queue:
         self._single = len(self.levels) == 1
         self.ready_count = 0
         self.ready_bytes = 0
-        self.unacked_count = 0
+        self._unacked: dict[int, QueuedMessage] = {}
+        """Delivered, not yet settled, by seq (compaction rewrites them too)."""
         self.consumers: list[Consumer] = []
         self._had_consumers = False
         self._rr = 0
@@ -304,7 +305,7 @@ class Queue:
                 consumer.channel.deliver(consumer, message)
                 self._settle(message)
             else:
-                self.unacked_count += 1
+                self._unacked[message.seq] = message
                 consumer.unacked += 1
                 if store is not None and not message.redelivered and message.offset >= 0:
                     store.note(DELIVERED, message)
@@ -356,7 +357,7 @@ class Queue:
         if no_ack:
             self._settle(message)
         else:
-            self.unacked_count += 1
+            self._unacked[message.seq] = message
             store = self.store
             if store is not None and not message.redelivered and message.offset >= 0:
                 store.note(DELIVERED, message)
@@ -366,13 +367,13 @@ class Queue:
     # -- settling ----------------------------------------------------------------------------------
 
     def ack(self, message: QueuedMessage) -> None:
-        self.unacked_count -= 1
+        self._unacked.pop(message.seq, None)
         self.acked += 1
         self._settle(message)
 
     def reject(self, message: QueuedMessage, requeue: bool) -> None:
         """nack/reject/recover/channel close of an unacked message."""
-        self.unacked_count -= 1
+        self._unacked.pop(message.seq, None)
         if self.deleted:
             return
         if not requeue:
@@ -403,8 +404,16 @@ class Queue:
         if store is not None and message.offset >= 0 and not self.deleted:
             store.note(SETTLED, message)
             self.host.journal_dirty(store)
-            if not self.ready_count and not self.unacked_count:
-                store.maybe_reset()
+            if store.wants_compaction():
+                store.compact(self._stored_live())
+
+    def _stored_live(self) -> list[QueuedMessage]:
+        """Every unsettled message (ready and unacked) that is in the store."""
+        live = [m for m in self._unacked.values() if m.offset >= 0]
+        for level in self.levels:
+            live.extend(m for m in level.fresh if m.offset >= 0)
+            live.extend(m for _, m in level.requeued if m.offset >= 0)
+        return live
 
     # -- expiry ------------------------------------------------------------------------------------
 
@@ -522,6 +531,10 @@ class Queue:
         self.close()
         consumers, self.consumers = self.consumers, []
         return consumers
+
+    @property
+    def unacked_count(self) -> int:
+        return len(self._unacked)
 
     @property
     def message_count(self) -> int:

@@ -20,10 +20,15 @@ so a publisher can wait for the group commit to pass it at once; the group commi
 finds the batch written, since the buffer is written in the same loop turn, before any flush
 round can look.
 
-Reclaiming space: when every message of a queue is settled and its log has grown past
-``RESET_BYTES``, the store starts a new generation (an empty log and journal in
-``gen-N+1``) and deletes the old one. Opening keeps only the newest generation, so a crash in
-between loses nothing (the old generation held no live message).
+Reclaiming space (compaction): once a queue's log has grown past ``COMPACT_BYTES`` and at
+most half of the messages in it are still live, the store writes the live ones (in order,
+with their delivery state) into a new generation ``gen-N+1`` and deletes ``gen-N``. This is
+how settled messages leave the disk: a generation is the unit of deletion, as a segment is in
+a topic. Crash safety: the new generation carries a ``compacting`` marker until its log and
+journal are complete and fsynced; opening deletes marked generations and keeps the newest
+complete one. Live messages get new offsets; the ``QueuedMessage`` objects are updated in
+place, so unacknowledged deliveries settle at their new offsets. Publishers still waiting for
+an fsync of the old log are answered by its close (which flushes it).
 """
 
 from __future__ import annotations
@@ -48,8 +53,11 @@ RETURNED = 3
 _ENTRY = struct.Struct(">BQI")
 MAX_BATCH_BYTES = 1024 * 1024
 """A turn's buffered messages are written early once they exceed this."""
-RESET_BYTES = 64 * 1024 * 1024
-"""A fully settled queue whose log is larger than this starts a fresh generation."""
+COMPACT_BYTES = 64 * 1024 * 1024
+"""A log larger than this is compacted once at most half of its messages are live."""
+COMPACT_CHECK_EVERY = 1024
+"""Settles between two compaction checks (a check sums segment sizes)."""
+COMPACTING = "compacting"
 
 LOG_CONFIG = LogConfig(
     segment_bytes=64 * 1024 * 1024,
@@ -72,15 +80,24 @@ class QueueStore:
         self._pending = bytearray()
         self._batch: list[QueuedMessage] = []
         self._batch_bytes = 0
+        self.live = 0
+        """Stored messages not yet settled."""
+        self._settles = 0
 
     # -- opening -----------------------------------------------------------------------------------
 
     def open(self) -> list[QueuedMessage]:
         """Open (creating if needed) and return the live messages in log order."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        generations = sorted(
-            int(p.name[4:]) for p in self.directory.iterdir() if p.name.startswith("gen-")
-        )
+        generations = []
+        for path in self.directory.iterdir():
+            if not path.name.startswith("gen-"):
+                continue
+            if (path / COMPACTING).exists():  # an unfinished compaction: the old one stands
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            generations.append(int(path.name[4:]))
+        generations.sort()
         self.generation = generations[-1] if generations else 0
         for old in generations[:-1]:
             shutil.rmtree(self._gen_dir(old), ignore_errors=True)
@@ -122,6 +139,7 @@ class QueueStore:
                 message.returns = returns.get(offset, 0)
                 message.redelivered = offset in delivered
                 messages.append(message)
+        self.live = len(messages)
         return messages
 
     # -- writing -----------------------------------------------------------------------------------
@@ -133,6 +151,7 @@ class QueueStore:
         batch = self._batch
         message.offset = self.log.log_end_offset + len(batch)
         batch.append(message)
+        self.live += 1
         self._batch_bytes += len(message.body) + len(message.properties)
         if self._batch_bytes > MAX_BATCH_BYTES:
             self._write_batch()
@@ -150,6 +169,9 @@ class QueueStore:
     def note(self, kind: int, message: QueuedMessage) -> None:
         if message.offset >= 0:
             self._pending += _ENTRY.pack(kind, message.offset, message.returns)
+            if kind == SETTLED:
+                self.live -= 1
+                self._settles += 1
 
     def write_pending(self) -> None:
         """Write this turn's messages (one batch), then its journal entries."""
@@ -164,20 +186,72 @@ class QueueStore:
             while view:
                 view = view[os.write(self._journal_fd, view) :]
 
-    def maybe_reset(self) -> bool:
-        """Start a new generation if the log is big; call only when nothing is live."""
+    def wants_compaction(self) -> bool:
+        """Cheap most of the time: looks at the log only every COMPACT_CHECK_EVERY settles,
+        or when nothing is live."""
+        if self.live and self._settles < COMPACT_CHECK_EVERY:
+            return False
+        self._settles = 0
+        log = self.log
+        if log is None or log.closed or log.size_bytes < COMPACT_BYTES:
+            return False
+        stored = log.log_end_offset - log.log_start_offset + len(self._batch)
+        return self.live * 2 <= stored
+
+    def compact(self, live: list[QueuedMessage]) -> None:
+        """Rewrite ``live`` (every stored, unsettled message) into a new generation."""
         assert self.log is not None
         self.write_pending()
-        if self.log.size_bytes < RESET_BYTES:
-            return False
         old = self.generation
+        new_dir = self._gen_dir(old + 1)
+        shutil.rmtree(new_dir, ignore_errors=True)
+        new_dir.mkdir(parents=True)
+        (new_dir / COMPACTING).touch()
+        try:
+            new_log = Log.open(new_dir / "log", LOG_CONFIG)
+            ordered = sorted((m for m in live if m.offset >= 0), key=lambda m: m.offset)
+            offsets: list[int] = []
+            chunk: list[QueuedMessage] = []
+            size = 0
+            for message in [*ordered, None]:
+                if message is not None:
+                    chunk.append(message)
+                    size += len(message.body) + len(message.properties)
+                if chunk and (message is None or size > MAX_BATCH_BYTES):
+                    batch, header = build_batch(chunk)
+                    base = new_log.append(batch, header)
+                    offsets.extend(range(base, base + len(chunk)))
+                    chunk, size = [], 0
+            journal = bytearray()
+            for message, offset in zip(ordered, offsets, strict=True):
+                if message.returns:
+                    journal += _ENTRY.pack(RETURNED, offset, message.returns)
+                elif message.redelivered:
+                    journal += _ENTRY.pack(DELIVERED, offset, 0)
+            fd = os.open(new_dir / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, journal)
+                if self.fsync:
+                    os.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            if self.fsync:
+                new_log.flush()
+        except BaseException:
+            shutil.rmtree(new_dir, ignore_errors=True)
+            raise
         self._close_files()
-        self.generation = old + 1
-        self._open_generation()
+        os.unlink(new_dir / COMPACTING)
         if self.fsync:
-            fsync_dir(self.directory)
+            fsync_dir(new_dir)
+        for message, offset in zip(ordered, offsets, strict=True):
+            message.offset = offset
+        self.generation = old + 1
+        self.log = new_log
+        self._journal_fd = fd
+        self.live = len(ordered)
         shutil.rmtree(self._gen_dir(old), ignore_errors=True)
-        return True
 
     # -- closing -----------------------------------------------------------------------------------
 
