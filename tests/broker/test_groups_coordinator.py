@@ -821,3 +821,12 @@ async def test_offsets_of_long_empty_groups_expire(h: Harness) -> None:
     await eventually(lambda: idle_offsets() == [])
     h.advance(61)  # and the group, Empty without offsets, is forgotten
     assert "idle" not in c.group_ids()
+
+
+@scenario()
+async def test_generated_member_ids_stay_short_whatever_the_client_id(h: Harness) -> None:
+    first = await h.join(client_id="c" * 40_000, require_known=True)
+    assert first.error is ErrorCode.MEMBER_ID_REQUIRED
+    assert len(first.member_id) <= 200 + 37
+    (static,) = await h.complete(h.join("g2", instance="i" * 40_000))
+    assert len(static.member_id) <= 200 + 37

@@ -72,6 +72,9 @@ logger = logging.getLogger(__name__)
 E = GroupEvent
 S = GroupState
 
+MEMBER_ID_PREFIX_CHARS = 200
+"""At most this much of the client id (or instance id) starts a generated member id."""
+
 PartitionExists = Callable[[str, int], bool]
 """Does this topic partition exist? Commits to ones that do not get UNKNOWN_TOPIC_OR_PARTITION."""
 
@@ -273,8 +276,10 @@ class GroupCoordinator:
         return await outcome
 
     def _new_member_id(self, client_id: str, group_instance_id: str | None) -> str:
+        # The prefix is cut short so that the id still fits a non-flexible string (32767 bytes)
+        # when the client id or instance id it comes from is already near that length.
         prefix = group_instance_id if group_instance_id is not None else client_id
-        return f"{prefix}-{uuid.uuid4()}"
+        return f"{prefix[:MEMBER_ID_PREFIX_CHARS]}-{uuid.uuid4()}"
 
     def _join_unknown_member(
         self,
