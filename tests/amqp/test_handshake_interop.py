@@ -41,8 +41,11 @@ class ServerThread:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.stop_accepting()
-        asyncio.run_coroutine_threadsafe(self.server.drain(2.0), self.loop).result(10)
+        async def stop() -> None:  # on the server's loop: asyncio objects are not thread-safe
+            self.server.stop_accepting()
+            await self.server.drain(2.0)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
