@@ -114,6 +114,27 @@ def test_confirmed_persistent_messages_survive_sigkill(broker: Restartable, name
     connection.close()
 
 
+def test_messages_survive_graceful_restart_and_acks_are_kept(
+    broker: Restartable, name: Name
+) -> None:
+    connection, channel = open_channel(broker)
+    queue = channel.queue_declare(name("q"), durable=True).method.queue
+    channel.confirm_delivery()
+    for body in (b"1", b"2", b"3"):
+        channel.basic_publish("", queue, body, PERSISTENT)
+    method, _, body = wait_get(channel, queue, auto_ack=False)
+    assert body == b"1"
+    channel.basic_ack(method.delivery_tag)
+    connection.close()  # a clean close: the ack has been processed before the restart
+    broker.restart()
+    connection, channel = open_channel(broker)
+    got = []
+    while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+        got.append((message[2], message[0].redelivered))
+    assert got == [(b"2", False), (b"3", False)]
+    connection.close()
+
+
 def test_unacked_messages_come_back_redelivered_in_place(broker: Restartable, name: Name) -> None:
     connection, channel = open_channel(broker)
     queue = channel.queue_declare(name("q"), durable=True).method.queue
