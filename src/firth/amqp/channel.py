@@ -82,6 +82,8 @@ class Channel:
         self._pending: deque[list[int]] = deque()
         """[seq, state, outstanding] per unconfirmed publish, in order."""
         self._confirm_dirty = False
+        self._durable_groups: dict[Any, list[Any]] = {}
+        """log → [highest end offset, confirm entries] of this batch, registered at its end."""
         # transactions
         self.tx: list[tuple[str, Any]] | None = None
         # direct reply-to
@@ -473,28 +475,45 @@ class Channel:
 
     def _confirm_later(self, waits: list[Any]) -> None:
         self._confirm_seq += 1
-        entry = [self._confirm_seq, _WAITING, 0]
+        entry = [self._confirm_seq, _WAITING, len(waits)]
         self._pending.append(entry)
-        group_commit = self.protocol.server.group_commit
+        groups = self._durable_groups
         for log, end in waits:
-            future = group_commit.durable_future(log, end) if group_commit else None
-            if future is not None:
-                entry[2] += 1
-                future.add_done_callback(functools.partial(self._durable, entry))
-        if entry[2] == 0:
-            entry[1] = _ACK
-            self._mark_confirms()
+            group = groups.get(log)
+            if group is None:
+                groups[log] = [end, [entry]]
+            else:
+                if end > group[0]:
+                    group[0] = end
+                group[1].append(entry)
+        self._mark_confirms()
 
-    def _durable(self, entry: list[int], future: asyncio.Future[None]) -> None:
+    def _register_durable_waits(self) -> None:
+        """One group-commit future per log for all of this batch's confirms waiting on it."""
+        groups, self._durable_groups = self._durable_groups, {}
+        group_commit = self.protocol.server.group_commit
+        for log, (end, entries) in groups.items():
+            future = group_commit.durable_future(log, end) if group_commit else None
+            if future is None:
+                self._durable_entries(entries, failed=False)
+            else:
+                future.add_done_callback(functools.partial(self._durable, entries))
+
+    def _durable(self, entries: list[list[int]], future: asyncio.Future[None]) -> None:
         failed = future.cancelled() or future.exception() is not None
-        if failed:
-            entry[1] = _NACK
-        entry[2] -= 1
-        if entry[2] <= 0 and entry[1] == _WAITING:
-            entry[1] = _ACK
-        if entry[1] != _WAITING and not self.closed:
+        self._durable_entries(entries, failed)
+        if not self.closed:
             self.flush_confirms()
             self.protocol.request_flush()
+
+    @staticmethod
+    def _durable_entries(entries: list[list[int]], failed: bool) -> None:
+        for entry in entries:
+            if failed:
+                entry[1] = _NACK
+            entry[2] -= 1
+            if entry[2] <= 0 and entry[1] == _WAITING:
+                entry[1] = _ACK
 
     def _mark_confirms(self) -> None:
         if not self._confirm_dirty:
@@ -503,6 +522,8 @@ class Channel:
 
     def flush_confirms(self) -> None:
         self._confirm_dirty = False
+        if self._durable_groups:
+            self._register_durable_waits()
         pending = self._pending
         ack_upto = 0
         while pending and pending[0][1] != _WAITING:

@@ -37,6 +37,7 @@ returned first, because decoding is lazy: one ``next_event`` call decodes one fr
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -91,6 +92,10 @@ from firth.amqp.protocol.methods import (
 )
 from firth.amqp.protocol.negotiation import Credentials, connection_start, parse_sasl
 from firth.amqp.protocol.properties import BasicProperties, ContentHeader
+
+_PUBLISH_IDS = b"\x00\x3c\x00\x28"
+"""class 60 (basic), method 40 (publish): the start of a basic.publish method payload."""
+_CONTENT_PREFIX = struct.Struct(">HHQ")
 
 # -- events ----------------------------------------------------------------------------------------
 
@@ -288,6 +293,21 @@ class AmqpConnection:
                 raise self._framing_error(f"frame-end octet {buf[end]:#04x}, expected 0xce")
             payload = bytes(buf[pos + FRAME_HEADER_SIZE : end])
             self._in_pos = end + 1
+            if (
+                frame_type == FRAME_METHOD
+                and state is State.OPEN
+                and payload.startswith(_PUBLISH_IDS)
+                and channel
+            ):
+                channel_state = self.channels.get(channel)
+                if (
+                    channel_state is not None
+                    and not channel_state.closing
+                    and channel_state.method is None
+                ):
+                    published = self._fast_publish(channel, payload)
+                    if published is not None:
+                        return published
             if frame_type == FRAME_BODY and state is State.OPEN:
                 channel_state = self.channels.get(channel)
                 if channel_state is not None and not channel_state.closing:
@@ -298,6 +318,57 @@ class AmqpConnection:
             event = self._on_frame(frame_type, channel, payload)
             if event is not None:
                 return event
+
+    def _fast_publish(self, channel: int, payload: bytes) -> Message | None:
+        """basic.publish whose header and single body frame are already buffered right behind
+        it, on the same channel: one event without three trips through the frame loop.
+
+        Anything unusual (frames missing, another channel in between, a bad size or frame-end,
+        a class mismatch, an oversized body) returns None without consuming the frames after
+        the method, so the general path handles it, errors included.
+        """
+        buf = self._in
+        pos = self._in_pos
+        available = len(buf)
+        if available - pos < FRAME_HEADER_SIZE:
+            return None
+        frame_type, header_channel, size = FRAME_HEADER_STRUCT.unpack_from(buf, pos)
+        header_end = pos + FRAME_HEADER_SIZE + size
+        if (
+            frame_type != FRAME_HEADER
+            or header_channel != channel
+            or size + FRAME_OVERHEAD > self.frame_max
+            or size < 14
+            or available <= header_end
+            or buf[header_end] != FRAME_END
+        ):
+            return None
+        class_id, _weight, body_size = _CONTENT_PREFIX.unpack_from(buf, pos + FRAME_HEADER_SIZE)
+        if class_id != 60 or body_size > self.max_message_size:
+            return None
+        method = decode_method(payload)
+        header = ContentHeader(
+            class_id, body_size, bytes(buf[pos + FRAME_HEADER_SIZE : header_end])
+        )
+        if body_size == 0:
+            self._in_pos = header_end + 1
+            return Message(channel, method, header, b"")
+        pos = header_end + 1
+        if available - pos < FRAME_HEADER_SIZE:
+            return None
+        frame_type, body_channel, size = FRAME_HEADER_STRUCT.unpack_from(buf, pos)
+        body_end = pos + FRAME_HEADER_SIZE + size
+        if (
+            frame_type != FRAME_BODY
+            or body_channel != channel
+            or size != body_size
+            or size + FRAME_OVERHEAD > self.frame_max
+            or available <= body_end
+            or buf[body_end] != FRAME_END
+        ):
+            return None
+        self._in_pos = body_end + 1
+        return Message(channel, method, header, bytes(buf[pos + FRAME_HEADER_SIZE : body_end]))
 
     def _framing_error(self, text: str) -> AmqpConnectionError:
         """The stream cannot be resynchronised after a bad frame: drop what is buffered and all

@@ -168,10 +168,13 @@ def decode_value(value: bytes | memoryview) -> QueuedMessage:
 
 
 def _record(value: bytes, offset_delta: int) -> bytes:
-    head = b"\x00\x00" + _varint(offset_delta) + b"\x01" + _varint(len(value))
-    # attributes 0, timestampDelta 0, offsetDelta, key length -1 (varint 0x01), value length
-    body_len = len(head) + len(value) + 1
-    return b"".join((_varint(body_len), head, value, b"\x00"))
+    """One record: attributes 0, timestampDelta 0, offsetDelta, key null, value, no headers."""
+    delta = bytes((offset_delta << 1,)) if offset_delta < 64 else _varint(offset_delta)
+    size = len(value)
+    length = bytes((size << 1,)) if size < 64 else _varint(size)
+    body_len = 4 + len(delta) + len(length) + size  # 2 + delta + 1 (key) + length + value + 1
+    prefix = bytes((body_len << 1,)) if body_len < 64 else _varint(body_len)
+    return b"".join((prefix, b"\x00\x00", delta, b"\x01", length, value, b"\x00"))
 
 
 def build_batch(messages: list[QueuedMessage]) -> tuple[bytearray, BatchHeader]:
