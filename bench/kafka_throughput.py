@@ -308,6 +308,9 @@ def confluent_consumer_config(bootstrap: str) -> dict[str, Any]:
         "fetch.max.bytes": 50 * 1024 * 1024,
         "max.partition.fetch.bytes": 4 * 1024 * 1024,
         "queued.min.messages": 1_000_000,
+        # With a full local queue librdkafka waits this long before fetching again (1 s by
+        # default), which left the consumer idle; 1 ms keeps the queue topped up.
+        "fetch.queue.backoff.ms": 1,
     }
 
 
@@ -351,30 +354,100 @@ def confluent_produce(topic: str, args: argparse.Namespace, bootstrap: str) -> C
     return run
 
 
-def confluent_consume(topic: str, args: argparse.Namespace, bootstrap: str) -> Callable[[], Any]:
+def consume_partitions(
+    topic: str,
+    partitions: list[int],
+    expected: int,
+    bootstrap: str,
+    ready: Callable[[], object] = lambda: None,
+) -> tuple[int, int]:
+    """Read `partitions` of `topic` from the beginning until `expected` messages (or the phase
+    limit); returns (messages, value bytes). `ready` is called once the consumer is assigned."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer(confluent_consumer_config(bootstrap))
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    ready()
+    deadline = time.monotonic() + PHASE_LIMIT_S
+    count = 0
+    payload = 0
+    try:
+        while count < expected and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                if message.error():
+                    raise RuntimeError(f"consume error: {message.error()}")
+                count += 1
+                payload += len(message.value() or b"")
+    finally:
+        consumer.close()
+    return count, payload
 
-    def run() -> tuple[int, int, bool]:
-        consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(args.partitions)]
+
+def _consumer_process(
+    topic: str,
+    partitions: list[int],
+    expected: int,
+    bootstrap: str,
+    ready: Any,
+    go: Any,
+    results: Any,
+) -> None:
+    """One of --consumers processes: opens its consumer, meets the others and the parent at
+    `ready`, waits for `go`, consumes its share and reports (messages, value bytes)."""
+
+    def wait_for_start() -> None:
+        ready.wait()
+        go.wait()
+
+    results.put(consume_partitions(topic, partitions, expected, bootstrap, wait_for_start))
+
+
+def confluent_consume(topic: str, args: argparse.Namespace, bootstrap: str) -> Callable[[], Any]:
+    """One consumer in this process, or --consumers processes each assigned a share of the
+    partitions (started before the clock starts)."""
+    if args.consumers == 1:
+        partitions = list(range(args.partitions))
+
+        def run_one() -> tuple[int, int, bool]:
+            count, payload = consume_partitions(topic, partitions, args.messages, bootstrap)
+            return count, payload, count >= args.messages
+
+        return run_one
+
+    import multiprocessing
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer(confluent_consumer_config(bootstrap))
+    ends = [
+        probe.get_watermark_offsets(TopicPartition(topic, p))[1] for p in range(args.partitions)
+    ]
+    probe.close()
+    context = multiprocessing.get_context("spawn")  # no fork of a process with librdkafka threads
+    ready = context.Barrier(args.consumers + 1, timeout=120)
+    go = context.Event()
+    results = context.Queue()
+    processes = []
+    for i in range(args.consumers):
+        share = list(range(args.partitions))[i :: args.consumers]
+        expected = sum(ends[p] for p in share)
+        process = context.Process(
+            target=_consumer_process,
+            args=(topic, share, expected, bootstrap, ready, go, results),
         )
-        deadline = time.monotonic() + PHASE_LIMIT_S
-        count = 0
-        payload = 0
-        try:
-            while count < args.messages and time.monotonic() < deadline:
-                for message in consumer.consume(num_messages=10_000, timeout=1.0):
-                    if message.error():
-                        raise RuntimeError(f"consume error: {message.error()}")
-                    count += 1
-                    payload += len(message.value() or b"")
-        finally:
-            consumer.close()
-        return count, payload, count >= args.messages
+        process.start()
+        processes.append(process)
+    ready.wait()  # every consumer is open and assigned before `measured` starts the clock
 
-    return run
+    def run_many() -> tuple[int, int, bool]:
+        go.set()
+        counts = [results.get(timeout=PHASE_LIMIT_S + 30) for _ in processes]
+        for process in processes:
+            process.join(10)
+        count = sum(c for c, _ in counts)
+        return count, sum(p for _, p in counts), count >= sum(ends)
+
+    return run_many
 
 
 def confluent_latency(topic: str, args: argparse.Namespace, broker: Broker) -> Latency:
@@ -840,6 +913,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--rate", type=int, default=10_000, help="msgs/s of the latency run")
+    parser.add_argument(
+        "--consumers", type=int, default=1, help="(a) consumer processes sharing the partitions"
+    )
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="0 skips latency")
     parser.add_argument("--batch", type=int, default=500, help="(b) records per partition batch")
     parser.add_argument("--in-flight", type=int, default=8, help="(b) requests per connection")
