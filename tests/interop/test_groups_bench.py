@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from firth.kafka.protocol import apis
 from firth.testing import running_broker
 from tests.interop.conftest_broker import RawClient, wait_for
 from tests.interop.test_groups_clients import Member, new_topic, settled_spread, start
@@ -32,13 +31,8 @@ OFFSET_COMMIT, JOIN_GROUP, SYNC_GROUP = 8, 11, 14
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Any]:
-    saved = apis.ENABLED_GROUPS["consumer_groups"]
-    apis.ENABLED_GROUPS["consumer_groups"] = True
-    try:
-        with running_broker(fsync=True, group_initial_rebalance_delay_ms=0) as running:
-            yield running
-    finally:
-        apis.ENABLED_GROUPS["consumer_groups"] = saved
+    with running_broker(fsync=True, group_initial_rebalance_delay_ms=0) as running:
+        yield running
 
 
 @pytest.mark.parametrize("partitions", [1, 10])

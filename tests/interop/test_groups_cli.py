@@ -11,7 +11,6 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from firth.cli import main
-from firth.kafka.protocol import apis
 from firth.testing import running_broker
 from tests.interop.conftest_broker import wait_for
 from tests.interop.test_groups_clients import new_topic, produce
@@ -19,13 +18,8 @@ from tests.interop.test_groups_clients import new_topic, produce
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Any]:
-    saved = apis.ENABLED_GROUPS["consumer_groups"]
-    apis.ENABLED_GROUPS["consumer_groups"] = True
-    try:
-        with running_broker(fsync=False, group_initial_rebalance_delay_ms=0) as running:
-            yield running
-    finally:
-        apis.ENABLED_GROUPS["consumer_groups"] = saved
+    with running_broker(fsync=False, group_initial_rebalance_delay_ms=0) as running:
+        yield running
 
 
 def groups(capsys: pytest.CaptureFixture[str], broker: Any, *words: str) -> tuple[int, str]:

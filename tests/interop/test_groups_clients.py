@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from firth.kafka.protocol import apis
 from firth.testing import running_broker
 from tests.interop.conftest_broker import wait_for
 
@@ -258,15 +257,6 @@ class Member:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def consumer_groups_advertised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Advertise the consumer-group APIs in brokers these tests start (in process and child)."""
-    saved = apis.ENABLED_GROUPS["consumer_groups"]
-    apis.ENABLED_GROUPS["consumer_groups"] = True
-    yield
-    apis.ENABLED_GROUPS["consumer_groups"] = saved
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from firth.kafka.protocol import apis
 from firth.testing import broker_process, running_broker
 from tests.interop.conftest_broker import RawClient, wait_for
 from tests.interop.test_groups_clients import (
@@ -30,30 +28,6 @@ from tests.interop.test_groups_clients import (
 )
 
 JOIN_GROUP, SYNC_GROUP, HEARTBEAT, OFFSET_COMMIT, OFFSET_FETCH, API_VERSIONS = 11, 14, 12, 8, 9, 18
-
-# Until the consumer-group APIs are switched on in firth.kafka.protocol.apis, brokers started by
-# these tests switch them on: in process directly, in `firth serve` children through a
-# sitecustomize module on PYTHONPATH. Once the switch is on, both are no-ops.
-_SITECUSTOMIZE = (
-    "from firth.kafka.protocol import apis\napis.ENABLED_GROUPS['consumer_groups'] = True\n"
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def consumer_groups_advertised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    shim = tmp_path_factory.mktemp("groups-shim")
-    (shim / "sitecustomize.py").write_text(_SITECUSTOMIZE)
-    saved_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shim), saved_path]))
-    saved = apis.ENABLED_GROUPS["consumer_groups"]
-    apis.ENABLED_GROUPS["consumer_groups"] = True
-    yield
-    apis.ENABLED_GROUPS["consumer_groups"] = saved
-    if saved_path is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = saved_path
-
 
 members = pytest.fixture(member_pool, name="members")
 

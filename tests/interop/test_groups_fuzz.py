@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from kio.index import load_request_schema
 from kio.serial import entity_writer
 
-from firth.kafka.protocol import apis
 from firth.kafka.protocol.apis import API_TABLE
 from firth.kafka.protocol.codec import decode_request
 from firth.kafka.protocol.errors import ProtocolError
@@ -43,13 +42,8 @@ FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(Healt
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Any]:
-    saved = apis.ENABLED_GROUPS["consumer_groups"]
-    apis.ENABLED_GROUPS["consumer_groups"] = True
-    try:
-        with running_broker(fsync=False, group_initial_rebalance_delay_ms=0) as running:
-            yield running
-    finally:
-        apis.ENABLED_GROUPS["consumer_groups"] = saved
+    with running_broker(fsync=False, group_initial_rebalance_delay_ms=0) as running:
+        yield running
 
 
 class FailedHandlers(logging.Handler):

@@ -95,7 +95,7 @@ ENABLED_GROUPS: dict[str, bool] = {
     "core": True,
     "admin": True,
     "producer": True,
-    "consumer_groups": False,
+    "consumer_groups": True,
 }
 """Flip a group to True once its handlers exist; ApiVersions then advertises it."""
 
