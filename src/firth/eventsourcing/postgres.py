@@ -13,6 +13,14 @@ an unused position (identity values are not transactional) only if its transacti
 the INSERT (a lost connection); refused and idempotent appends are decided before it, so they
 leave no hole. Later appends never fill a hole.
 
+Appends: one call of the server-side function `firth_append` (schema migration 2) as a single
+autocommit statement, so one round trip per append. It takes the append lock, reads the stream's
+version and the batch's already-stored ids, decides the expected version, inserts, and NOTIFYs;
+the lock is held only while the server works and commits, never while this process waits to be
+scheduled, which is what limits concurrent writers. It plans every statement afresh
+(`plan_cache_mode = force_custom_plan`): a plan cached while the table was small checked the
+batch's ids by sequential scan, making batched appends slower as the table grew.
+
 Connections: one per store object, in autocommit mode with explicit transactions, shared by the
 store's threads under a lock, and reopened on the next call after it was lost. A lost
 connection during an append surfaces as `StoreUnavailable`; PostgreSQL rolls the transaction
@@ -41,7 +49,6 @@ from psycopg.types.json import set_json_loads
 
 from firth.eventsourcing.codec import decode, encode
 from firth.eventsourcing.errors import (
-    ConcurrencyError,
     EventStoreError,
     LeaseHeld,
     LeaseLost,
@@ -55,50 +62,55 @@ from firth.eventsourcing.records import (
     Snapshot,
     StreamInfo,
     StreamMetadata,
+    StreamState,
 )
-from firth.eventsourcing.schema import MIGRATIONS_TABLE, POSTGRES_MIGRATIONS
+from firth.eventsourcing.schema import (
+    ALREADY_STORED,
+    APPENDED,
+    EXPECT_ANY,
+    EXPECT_NO_STREAM,
+    EXPECT_STREAM_EXISTS,
+    MIGRATIONS_TABLE,
+    PG_APPEND_LOCK,
+    PG_LOCK_NAMESPACE,
+    POSTGRES_MIGRATIONS,
+)
 from firth.eventsourcing.store import (
     EncodedEvent,
     EventStore,
     Lease,
     Transaction,
-    expected_version_ok,
     idempotent_version,
     refuse,
 )
 
 # Advisory lock keys: (namespace, id) pairs. The namespace is "FIRT" in ASCII.
-LOCK_NAMESPACE = 0x46495254
-APPEND_LOCK = 1  # held by every append: one committer at a time, so position order = commit order
+LOCK_NAMESPACE = PG_LOCK_NAMESPACE
+APPEND_LOCK = (
+    PG_APPEND_LOCK  # held by every append: one committer at a time (position order = commit order)
+)
 MIGRATION_LOCK = 2  # held while checking and applying migrations
 LEASE_NAMESPACE = 0x4649524C  # "FIRL": leases are (LEASE_NAMESPACE, hashtext(name))
-NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, hashtext(name))
 NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, hashtext(name))
 
 NOTIFY_CHANNEL = "firth_events"  # every append NOTIFYs it at commit; subscribers' stores LISTEN
 LISTEN_CHECK_INTERVAL = 1.0  # seconds between the listener's checks for close()
 
 _COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
-_INSERT = (
-    "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata)"
-    " SELECT %s, %s + u.ord, u.event_id, u.type, %s, u.data::jsonb, u.metadata::jsonb"
-    " FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[])"
-    " WITH ORDINALITY AS u(event_id, type, data, metadata, ord) ORDER BY u.ord"
-)
-# The insert and the notification in one statement (one round trip under the append lock).
-_APPEND = (
-    f"WITH inserted AS ({_INSERT} RETURNING 1)"
-    f" SELECT pg_notify('{NOTIFY_CHANNEL}', ''), count(*) FROM inserted"
-)
+# The whole append (lock, checks, insert, notify) is the server-side function of migration 2,
+# run as a single autocommit statement: one round trip, its own transaction, and the append lock
+# is held only while the server works and commits, never while this process is scheduled.
+_APPEND = "SELECT status, version FROM firth_append(%s, %s, %s, %b::uuid[], %b::text[], %b::text[], %b::text[])"
+_EXPECTED_CODES = {
+    StreamState.ANY: EXPECT_ANY,
+    StreamState.NO_STREAM: EXPECT_NO_STREAM,
+    StreamState.STREAM_EXISTS: EXPECT_STREAM_EXISTS,
+}
 
 
 def _json_loads(data: str | bytes) -> Any:
     """jsonb loader: the direct scanner of `codec.decode` (psycopg hands over bytes)."""
     return decode(data if isinstance(data, str) else bytes(data).decode())
-
-
-class _AlreadyStored(Exception):
-    """Internal: an event id of the batch is stored; decide idempotency after the rollback."""
 
 
 def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
@@ -253,58 +265,41 @@ class PostgresEventStore(EventStore):
     def _append(
         self, stream_id: str, category: str, events: list[EncodedEvent], expected: ExpectedVersion
     ) -> int:
+        code = _EXPECTED_CODES[expected] if isinstance(expected, StreamState) else expected
         try:
-            with self._write() as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
-                # One round trip: the stream's version, its deleted flag, and whether any event id
-                # of the batch is stored (checked before INSERT: a unique violation would burn
-                # identity values and leave a hole in the positions).
-                row = conn.execute(
-                    "SELECT coalesce(max(version), 0),"
-                    " coalesce((SELECT deleted FROM stream_metadata WHERE stream_id = %s), false),"
-                    " EXISTS (SELECT 1 FROM events WHERE event_id = ANY(%s::uuid[]))"
-                    " FROM events WHERE stream_id = %s",
-                    (stream_id, [event.event_id for event in events], stream_id),
-                ).fetchone()
-                assert row is not None
-                current, deleted, seen = int(row[0]), bool(row[1]), bool(row[2])
-                if seen:
-                    raise _AlreadyStored
-                if not expected_version_ok(expected, current, current > 0 and not deleted):
-                    raise refuse(stream_id, expected, current)
-                conn.execute(
-                    _APPEND,
-                    (
-                        stream_id,
-                        current,
-                        category,
-                        [event.event_id for event in events],
-                        [event.type for event in events],
-                        [event.data for event in events],
-                        [event.metadata for event in events],
-                    ),
-                )
-                if deleted:
-                    conn.execute(
-                        "UPDATE stream_metadata SET deleted = false WHERE stream_id = %s",
-                        (stream_id,),
+            with self._lock, self._translate():
+                row = (
+                    self._connection()
+                    .execute(
+                        _APPEND,
+                        (
+                            stream_id,
+                            category,
+                            code,
+                            [event.event_id for event in events],
+                            [event.type for event in events],
+                            [event.data for event in events],
+                            [event.metadata for event in events],
+                        ),
                     )
-                return current + len(events)
-        except _AlreadyStored:
-            version = idempotent_version(stream_id, events, self._stored_ids(events))
-            if version is None:  # deleted meanwhile by a scavenge: append for real
-                return self._append(stream_id, category, events, expected)
-            return version
+                    .fetchone()
+                )
         except psycopg.errors.UniqueViolation as exc:
             version = idempotent_version(stream_id, events, self._stored_ids(events))
             if version is None:
                 raise EventStoreError(f"append to {stream_id!r} refused: {exc}") from exc
             return version
-        except ConcurrencyError:
-            version = idempotent_version(stream_id, events, self._stored_ids(events))
-            if version is not None:
-                return version
-            raise
+        assert row is not None
+        status, version = int(row[0]), int(row[1])
+        if status == APPENDED:
+            return version
+        if status == ALREADY_STORED:
+            stored = idempotent_version(stream_id, events, self._stored_ids(events))
+            if stored is None:  # deleted meanwhile by a scavenge: append for real
+                return self._append(stream_id, category, events, expected)
+            return stored
+        # Refused; the ids were checked first (under the same lock), so none is stored.
+        raise refuse(stream_id, expected, version)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -13,6 +13,11 @@ with what correctness needs:
   (jsonb on PostgreSQL), `category` (stream id before the first '-') indexed with position for
   category reads, `recorded_at` (timestamptz; REAL unix seconds on SQLite).
 
+On PostgreSQL, migration 2 adds `firth_append`, the append as one server-side function: it
+takes the append lock, checks the stream and the batch's event ids, inserts and notifies in
+one call, so an append is one round trip and the lock is never held while the client is
+scheduled (see `firth.eventsourcing.postgres`).
+
 Side tables: `snapshots` (aggregate state at a version), `checkpoints` (a name's last processed
 position: projections, the outbox relay), `stream_metadata` (max-age, max-count,
 truncate-before, soft delete), and `schema_migrations` (one row per applied migration).
@@ -78,6 +83,68 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+
+# The append lock of the PostgreSQL backend: advisory lock (namespace "FIRT" in ASCII, id 1).
+PG_LOCK_NAMESPACE = 0x46495254
+PG_APPEND_LOCK = 1
+
+# Expected-version codes of `firth_append` (an exact version is passed as itself, >= 0).
+EXPECT_ANY, EXPECT_NO_STREAM, EXPECT_STREAM_EXISTS = -1, -2, -3
+# Its status codes: appended, refused (expected version not met), an event id already stored.
+APPENDED, REFUSED, ALREADY_STORED = 0, 1, 2
+
+_PG_APPEND_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION firth_append(
+    p_stream text, p_category text, p_expected bigint,
+    p_ids uuid[], p_types text[], p_data text[], p_metadata text[],
+    OUT status integer, OUT version bigint
+) LANGUAGE plpgsql VOLATILE
+-- Custom plans always: a plan cached while the table was small (statistics not yet gathered)
+-- checks the batch's ids with a sequential scan, which grows with the table.
+SET plan_cache_mode = force_custom_plan
+SET search_path FROM CURRENT
+AS $fn$
+DECLARE
+    v_deleted boolean;
+    v_ok boolean;
+BEGIN
+    -- The append lock first: every later statement sees every earlier append (fresh snapshot
+    -- per statement), and positions are assigned in commit order.
+    PERFORM pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {PG_APPEND_LOCK});
+    SELECT coalesce(max(e.version), 0) INTO version FROM events e WHERE e.stream_id = p_stream;
+    SELECT coalesce((SELECT m.deleted FROM stream_metadata m WHERE m.stream_id = p_stream), false)
+        INTO v_deleted;
+    -- Before INSERT: a unique violation would burn identity values and leave unused positions.
+    IF EXISTS (SELECT 1 FROM events e WHERE e.event_id = ANY(p_ids)) THEN
+        status := {ALREADY_STORED};
+        RETURN;
+    END IF;
+    v_ok := CASE
+        WHEN p_expected >= 0 THEN version = p_expected
+        WHEN p_expected = {EXPECT_NO_STREAM} THEN NOT (version > 0 AND NOT v_deleted)
+        WHEN p_expected = {EXPECT_STREAM_EXISTS} THEN version > 0 AND NOT v_deleted
+        ELSE true
+    END;
+    IF NOT v_ok THEN
+        status := {REFUSED};
+        RETURN;
+    END IF;
+    INSERT INTO events (stream_id, version, event_id, type, category, data, metadata)
+        SELECT p_stream, version + u.ord, u.event_id, u.type, p_category, u.data::jsonb,
+               u.metadata::jsonb
+        FROM unnest(p_ids, p_types, p_data, p_metadata)
+             WITH ORDINALITY AS u(event_id, type, data, metadata, ord)
+        ORDER BY u.ord;
+    IF v_deleted THEN
+        UPDATE stream_metadata SET deleted = false WHERE stream_id = p_stream;
+    END IF;
+    PERFORM pg_notify('firth_events', '');
+    status := {APPENDED};
+    version := version + cardinality(p_ids);
+END
+$fn$"""
+
+
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -119,6 +186,10 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(2, "firth_append: the append in one server-side call", (_PG_APPEND_FUNCTION,)),
 )
 
-LATEST_VERSION = max(m.version for m in SQLITE_MIGRATIONS)
+LATEST_VERSION = {
+    "sqlite": max(m.version for m in SQLITE_MIGRATIONS),
+    "postgresql": max(m.version for m in POSTGRES_MIGRATIONS),
+}
