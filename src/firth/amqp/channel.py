@@ -104,7 +104,7 @@ class Channel:
             self.unacked[tag] = (queue, message, consumer)
             self.unacked_count += 1
         properties = message.properties
-        if message.returns and queue.args.delivery_limit is not None:
+        if message.returns and queue.counts_deliveries:
             properties = with_header(properties, "x-delivery-count", Typed("l", message.returns))
         self.conn.send_deliver(
             self.number,
@@ -552,7 +552,7 @@ class Channel:
             self.unacked[tag] = (queue, message, None)
             self.unacked_count += 1
         properties = message.properties
-        if message.returns and queue.args.delivery_limit is not None:
+        if message.returns and queue.counts_deliveries:
             properties = with_header(properties, "x-delivery-count", Typed("l", message.returns))
         self.conn.send_content(
             self.number,

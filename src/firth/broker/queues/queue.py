@@ -164,6 +164,10 @@ class Queue:
         self.raw_arguments = dict(arguments or {})
         self.args = QueueArguments.parse(arguments)
         self.store = store
+        self.counts_deliveries = (
+            self.args.delivery_limit is not None or self.args.queue_type == "quorum"
+        )
+        """Redeliveries carry x-delivery-count (quorum queues, or any with a delivery limit)."""
         self.levels = [_Level() for _ in range(self.args.max_priority + 1)]
         self._single = len(self.levels) == 1
         self.ready_count = 0
