@@ -62,6 +62,14 @@ def scan_publish(props: bytes) -> PublishInfo:
     """
     info = PublishInfo()
     flags = (props[0] << 8) | props[1]
+    if not flags & 0xE7FF:  # at most delivery_mode and priority: they come first
+        pos = 2
+        if flags & 0x1000:
+            info.delivery_mode = props[2]
+            pos = 3
+        if flags & 0x0800:
+            info.priority = props[pos]
+        return info
     pos = 2
     last = 11 if flags & _NEEDS_STRINGS else 4
     for index in range(last + 1):

@@ -184,7 +184,7 @@ def _record(value: bytes, offset_delta: int) -> bytes:
 
 def build_batch(messages: list[QueuedMessage]) -> tuple[bytearray, BatchHeader]:
     """One record batch holding ``messages`` in order (offsets patched by the log)."""
-    records = b"".join(_record(encode_value(m), i) for i, m in enumerate(messages))
+    records = b"".join([_record(encode_value(m), i) for i, m in enumerate(messages)])
     timestamp = messages[0].timestamp
     size = HEADER_SIZE + len(records)
     out = bytearray(size)
