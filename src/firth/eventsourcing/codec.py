@@ -37,6 +37,9 @@ def _make_encoder() -> Any:
 
 
 _encode = _make_encoder()
+encode_unchecked = _encode
+"""The raw encoder: no error translation and no NUL check. For hot loops that check the
+result themselves and call `encode` again for the error message when something is wrong."""
 
 
 def encode(value: Any) -> str:

@@ -1,7 +1,10 @@
 """Value types of the event store: what goes in, what comes out, and where it sits.
 
 - `NewEvent` is what a caller appends. Its `event_id` is fixed when the object is built, so
-  appending the same `NewEvent` twice (a retry after a lost reply) stores it once.
+  appending the same `NewEvent` twice (a retry after a lost reply) stores it once. Generated
+  ids are version 7 UUIDs (RFC 9562: milliseconds since the epoch, then 74 random bits): being
+  time-ordered, each lands at the end of the event-id unique index rather than on a random page
+  of it, which keeps an append's index writes (and the WAL it syncs) small as the store grows.
 - `RecordedEvent` is what reads return: the event plus its place in its stream (`version`,
   from 1) and in the global order (`position`, from 1, strictly increasing in commit order).
 - `StreamState` holds the symbolic expected versions `ANY`, `NO_STREAM` and `STREAM_EXISTS`;
@@ -13,6 +16,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,8 +47,19 @@ def category_of(stream_id: str) -> str:
     return stream_id.split("-", 1)[0]
 
 
+_V7_CLEAR = ~((0xF << 76) | (0x3 << 62))  # the version and variant bits
+_V7_SET = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
 def _new_event_id() -> uuid.UUID:
-    return uuid.uuid4()
+    """A version 7 UUID, built without `uuid.UUID.__init__`'s argument checks (most of the cost
+    of creating a `NewEvent`); the value is valid by construction."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    event_id = object.__new__(uuid.UUID)
+    object.__setattr__(event_id, "int", value & _V7_CLEAR | _V7_SET)
+    object.__setattr__(event_id, "is_safe", _UNKNOWN)
+    return event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +73,7 @@ class NewEvent:
 
     def __post_init__(self) -> None:
         if self.event_id is None:
-            object.__setattr__(self, "event_id", uuid.uuid4())
+            object.__setattr__(self, "event_id", _new_event_id())
         elif not isinstance(self.event_id, uuid.UUID):
             object.__setattr__(self, "event_id", uuid.UUID(str(self.event_id)))
         if not isinstance(self.type, str) or not self.type:
