@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import sqlite3
@@ -57,9 +58,31 @@ from firth.eventsourcing.store import (
 )
 
 _COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
-_INSERT = (
-    "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata, recorded_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ROWS = 256
+"""Events per multi-row INSERT statement (4 parameters each, far below SQLite's limit)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    """One INSERT of `rows` events: ?1 stream id, ?2 version before the first, ?3 category,
+    ?4 recorded_at, then (event id, type, data, metadata) per event. One statement per chunk
+    instead of one per event: per-statement work (AUTOINCREMENT's sqlite_sequence update
+    among it) is paid once per chunk."""
+    values = ",".join(
+        f"(?1,?2+{i},?{4 * i + 1},?{4 * i + 2},?3,?{4 * i + 3},?{4 * i + 4},?4)"
+        for i in range(1, rows + 1)
+    )
+    return (
+        "INSERT INTO events (stream_id, version, event_id, type, category, data, metadata,"
+        f" recorded_at) VALUES {values}"
+    )
+
+
+# The stream's version and soft-delete flag in one statement (the append's only read).
+_STREAM_STATE = (
+    "SELECT coalesce(max(version), 0),"
+    " coalesce((SELECT deleted FROM stream_metadata WHERE stream_id = ?1), 0)"
+    " FROM events WHERE stream_id = ?1"
 )
 _MEMORY = ":memory:"
 
@@ -236,32 +259,16 @@ class SqliteEventStore(EventStore):
     ) -> int:
         try:
             with self._write() as db:
-                current = db.execute(
-                    "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
-                ).fetchone()[0]
-                row = db.execute(
-                    "SELECT deleted FROM stream_metadata WHERE stream_id = ?", (stream_id,)
-                ).fetchone()
-                deleted = bool(row and row[0])
+                current, deleted = db.execute(_STREAM_STATE, (stream_id,)).fetchone()
                 if not expected_version_ok(expected, current, current > 0 and not deleted):
                     raise refuse(stream_id, expected, current)
                 now = time.time()
-                db.executemany(
-                    _INSERT,
-                    [
-                        (
-                            stream_id,
-                            current + offset,
-                            event.event_id.bytes,
-                            event.type,
-                            category,
-                            event.data,
-                            event.metadata,
-                            now,
-                        )
-                        for offset, event in enumerate(events, 1)
-                    ],
-                )
+                for start in range(0, len(events), _INSERT_ROWS):
+                    chunk = events[start : start + _INSERT_ROWS]
+                    params: list[Any] = [stream_id, current + start, category, now]
+                    for event in chunk:
+                        params += (event.event_id.bytes, event.type, event.data, event.metadata)
+                    db.execute(_insert_sql(len(chunk)), params)
                 if deleted:
                     db.execute(
                         "UPDATE stream_metadata SET deleted = 0 WHERE stream_id = ?", (stream_id,)
