@@ -1,23 +1,39 @@
 """Firth's event store side by side with the Python `eventsourcing` library, same backend, same disk.
 
-Rows (each measured for both, in one run):
+Rows (each measured for both, in one run, the two sides' samples interleaved so that a burst of
+load on the shared machine hits both alike):
 
-- single-event append, p50/p99 µs: at the store level (`EventStore.append` of one event with
-  its expected version vs the library's `ApplicationRecorder.insert_events`) and at the
-  aggregate level (`Repository.save` vs `Application.save`);
-- batched append, events/s: 1,000 events per append;
-- replay of a 10,000-event stream into an aggregate (no snapshot), ms;
+- single-event append, p50/p99 µs, store level: `EventStore.append` of one event with its
+  expected version vs the library's `ApplicationRecorder.insert_events` of one already
+  serialised `StoredEvent` (Firth's time includes JSON encoding; the library's has none);
+- single-event save, p50/p99 µs, aggregate level: `Repository.save` vs `Application.save` of an
+  aggregate with one new event (both serialise, both check the version);
+- batched append, events/s, store level: 1,000 events per append, as above (Firth encodes
+  JSON inside the timing, the library is handed serialised state);
+- batched save, events/s, aggregate level: an aggregate with 1,000 new events saved at once
+  (both sides serialise);
+- replay of a 10,000-event stream into an aggregate (no snapshot), ms, best of 3;
 - projection catch-up, events/s: read the whole global order, decode into domain events,
   and record a checkpoint every 500 events (Firth: `ProjectionRunner`; the library:
   `select_notifications` pages, its mapper, `insert_tracking` per page);
 - PostgreSQL only: 4 writer processes appending single events to their own streams, events/s.
 
+Fairness: same backend, same disk, same durability. SQLite: both in WAL mode; the run prints
+each side's `synchronous` as read from its own writing connection (both FULL by default: an
+fsync per commit). `--firth-synchronous normal` runs Firth with `synchronous=NORMAL` as well,
+for comparison with a library configured that way; it is never Firth's default. PostgreSQL: one
+server (fsync on, synchronous_commit on), one database per side.
+
+Each run uses fresh databases; `--runs N` (default 3) repeats everything and reports the
+median of each row with the range of the ratio across runs, and the load average around each
+run (the development machine is shared; compare rows within a run).
+
     python bench/eventstore.py [--backend sqlite|postgresql|both] [--dir PATH] [--postgres URL]
-                               [--quick]
+                               [--runs N] [--quick] [--firth-synchronous full|normal]
 
 SQLite files go in a temporary folder beside the current directory (the project's disk, not a
 tmpfs). Without --postgres a throwaway durable PostgreSQL (fsync on) is started in that folder,
-with the tests' helper. Both stores run with their durable defaults (one fsync per commit).
+with the tests' helper.
 """
 
 from __future__ import annotations
@@ -26,12 +42,14 @@ import argparse
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,32 +171,59 @@ class Row:
         return self.library / self.firth
 
 
-def bench_backend(backend: str, firth_url: str, lib_env: dict[str, str], quick: bool) -> list[Row]:
+def durability(store: EventStore, app: Any) -> str:
+    """Each side's durability settings, read from its own writing connection."""
+    if store.dialect == "sqlite":
+        firth_db = store._db  # type: ignore[attr-defined]
+        firth = [firth_db.execute(f"PRAGMA {name}").fetchone()[0] for name in PRAGMAS]
+        with app.recorder.datastore.transaction(commit=True) as cursor:
+            library = []
+            for name in PRAGMAS:
+                cursor.execute(f"PRAGMA {name}")
+                library.append(cursor.fetchone()[0])
+        return (
+            f"firth journal_mode={firth[0]} synchronous={SYNCHRONOUS[firth[1]]}; "
+            f"eventsourcing journal_mode={library[0]} synchronous={SYNCHRONOUS[library[1]]}"
+        )
+    with store.transaction() as tx:
+        settings = [tx.execute(f"SHOW {name}")[0][0] for name in PG_SETTINGS]
+    return "one server for both: " + ", ".join(
+        f"{name}={value}" for name, value in zip(PG_SETTINGS, settings, strict=True)
+    )
+
+
+PRAGMAS = ("journal_mode", "synchronous")
+SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+PG_SETTINGS = ("fsync", "synchronous_commit", "wal_sync_method", "full_page_writes")
+
+
+def bench_backend(
+    backend: str, firth_url: str, lib_env: dict[str, str], quick: bool
+) -> tuple[list[Row], str]:
     singles = 100 if quick else 400
     batches = 5 if quick else 20
     rows: list[Row] = []
     store = EventStore.open(firth_url)
     app = library_app(lib_env)
+    settings = durability(store, app)
     topic, state = library_template(app)
     from eventsourcing.persistence import StoredEvent, Tracking
 
-    # single-event append, store level
-    firth_samples = []
-    for version in range(singles):
-        event = [NewEvent("Deposited", {"amount": 1})]
-        firth_samples.append(timed(lambda e=event, v=version: store.append("single-1", e, v)))
-    lib_samples = []
+    # single-event append, store level (samples interleaved)
+    firth_samples, lib_samples = [], []
     originator = uuid.uuid4()
     for version in range(singles):
+        event = [NewEvent("Deposited", {"amount": 1})]
+        firth_samples.append(timed(partial(store.append, "single-1", event, version)))
         stored = [StoredEvent(originator, version + 1, topic, state)]
-        lib_samples.append(timed(lambda s=stored: app.recorder.insert_events(s)))
+        lib_samples.append(timed(partial(app.recorder.insert_events, stored)))
     (f50, f99), (l50, l99) = percentiles(firth_samples), percentiles(lib_samples)
     rows += [
         Row(backend, "append 1 event, store level, p50", f50, l50, "µs", False),
         Row(backend, "append 1 event, store level, p99", f99, l99, "µs", False),
     ]
 
-    # single-event append, aggregate level
+    # single-event save, aggregate level
     accounts = Repository(store, Account)
     account = Account("agg")
     account.trigger(Opened("x"))
@@ -197,20 +242,42 @@ def bench_backend(backend: str, firth_url: str, lib_env: dict[str, str], quick: 
         Row(backend, "save 1 event, aggregate level, p99", f99, l99, "µs", False),
     ]
 
-    # batched append
+    # batched append, store level
     firth_time = lib_time = 0.0
     for batch in range(batches):
         events = [NewEvent("Deposited", {"amount": 1}) for _ in range(1000)]
-        firth_time += timed(lambda e=events, b=batch: store.append(f"batch-{b}", e))
-    for _ in range(batches):
+        firth_time += timed(partial(store.append, f"batch-{batch}", events))
         originator = uuid.uuid4()
         stored = [StoredEvent(originator, v, topic, state) for v in range(1, 1001)]
-        lib_time += timed(lambda s=stored: app.recorder.insert_events(s))
+        lib_time += timed(partial(app.recorder.insert_events, stored))
     total = batches * 1000
     rows.append(
         Row(
             backend,
-            "batched append (1,000/append)",
+            "batched append, store level (1,000/append)",
+            total / firth_time,
+            total / lib_time,
+            "events/s",
+            True,
+        )
+    )
+
+    # batched save, aggregate level: both sides serialise the 1,000 events
+    firth_time = lib_time = 0.0
+    for batch in range(batches):
+        big = Account(f"big-{batch}")
+        big.trigger(Opened("x"))
+        for _ in range(999):
+            big.trigger(Deposited(1))
+        firth_time += timed(partial(accounts.save, big))
+        lib_big = LibAccount("x")
+        for _ in range(999):
+            lib_big.deposit(1)
+        lib_time += timed(partial(app.save, lib_big))
+    rows.append(
+        Row(
+            backend,
+            "batched save, aggregate level (1,000/save)",
             total / firth_time,
             total / lib_time,
             "events/s",
@@ -229,12 +296,19 @@ def bench_backend(backend: str, firth_url: str, lib_env: dict[str, str], quick: 
         lib_long.deposit(1)
     app.save(lib_long)
     loader = Repository(store, Account, use_snapshots=False)
-    firth_replay = min(timed(lambda: loader.load("long")) for _ in range(3))
-    lib_replay = min(timed(lambda: app.repository.get(lib_long.id)) for _ in range(3))
+    firth_replays, lib_replays = [], []
+    for _ in range(3):
+        firth_replays.append(timed(lambda: loader.load("long")))
+        lib_replays.append(timed(lambda: app.repository.get(lib_long.id)))
     assert loader.load("long").balance == app.repository.get(lib_long.id).balance == 9999
     rows.append(
         Row(
-            backend, "replay 10,000-event stream", firth_replay * 1e3, lib_replay * 1e3, "ms", False
+            backend,
+            "replay 10,000-event stream",
+            min(firth_replays) * 1e3,
+            min(lib_replays) * 1e3,
+            "ms",
+            False,
         )
     )
 
@@ -264,10 +338,11 @@ def bench_backend(backend: str, firth_url: str, lib_env: dict[str, str], quick: 
         lib_count = library_catch_up()
 
     lib_catch_up = timed(run_library)
+    assert firth_count == lib_count, (firth_count, lib_count)
     rows.append(
         Row(
             backend,
-            f"projection catch-up ({firth_count:,} / {lib_count:,} events)",
+            f"projection catch-up ({firth_count:,} events)",
             firth_count / firth_catch_up,
             lib_count / lib_catch_up,
             "events/s",
@@ -276,7 +351,7 @@ def bench_backend(backend: str, firth_url: str, lib_env: dict[str, str], quick: 
     )
     store.close()
     app.close()
-    return rows
+    return rows, settings
 
 
 # -- PostgreSQL: 4 concurrent writer processes ----------------------------------------------------
@@ -331,9 +406,10 @@ def concurrent_writers(
 # -- main --------------------------------------------------------------------------------------
 
 
-def sqlite_setup(folder: Path) -> tuple[str, dict[str, str]]:
+def sqlite_setup(folder: Path, synchronous: str) -> tuple[str, dict[str, str]]:
+    query = "" if synchronous == "full" else f"?synchronous={synchronous}"
     return (
-        f"sqlite:///{folder}/firth.db",
+        f"sqlite:///{folder}/firth.db{query}",
         {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "library.db")},
     )
 
@@ -359,6 +435,38 @@ def postgres_setup(url: str) -> tuple[str, dict[str, str]]:
     return f"{base}/bench_firth", env
 
 
+def one_run(args: argparse.Namespace, folder: Path, pg_url: str | None) -> tuple[list[Row], str]:
+    """Every row once, on fresh databases; returns the rows and the settings line(s)."""
+    rows: list[Row] = []
+    notes: list[str] = []
+    if args.backend in ("sqlite", "both"):
+        run_folder = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
+        firth_url, env = sqlite_setup(run_folder, args.firth_synchronous)
+        sqlite_rows, settings = bench_backend("sqlite", firth_url, env, args.quick)
+        rows += sqlite_rows
+        notes.append(f"sqlite: {settings}")
+        shutil.rmtree(run_folder, ignore_errors=True)
+    if pg_url is not None:
+        firth_url, env = postgres_setup(pg_url)
+        pg_rows, settings = bench_backend("postgresql", firth_url, env, args.quick)
+        rows += pg_rows
+        notes.append(f"postgresql: {settings}")
+        seconds = 2.0 if args.quick else 4.0
+        firth_rate = concurrent_writers(firth_writer, firth_url, 4, seconds)
+        lib_rate = concurrent_writers(library_writer, env, 4, seconds)
+        rows.append(
+            Row(
+                "postgresql",
+                "4 writer processes, 1 event/append",
+                firth_rate,
+                lib_rate,
+                "events/s",
+                True,
+            )
+        )
+    return rows, "; ".join(notes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
@@ -368,61 +476,66 @@ def main() -> None:
     parser.add_argument(
         "--postgres", default=None, help="URL of a PostgreSQL to use (its 'postgres' database)"
     )
+    parser.add_argument("--runs", type=int, default=3, help="full runs; rows report the median")
     parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument(
+        "--firth-synchronous",
+        choices=["full", "normal"],
+        default="full",
+        help="Firth's SQLite synchronous setting (default FULL, Firth's durable default)",
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="firth-bench-es-", dir=args.dir or os.getcwd()))
     server = None
-    rows: list[Row] = []
+    runs: list[list[Row]] = []
+    console = Console(width=150)
     try:
-        if args.backend in ("sqlite", "both"):
-            firth_url, env = sqlite_setup(folder)
-            rows += bench_backend("sqlite", firth_url, env, args.quick)
+        pg_url = None
         if args.backend in ("postgresql", "both"):
-            url = args.postgres
-            if url is None:
+            pg_url = args.postgres
+            if pg_url is None:
                 sys.path.insert(0, str(ROOT))
                 from tests.eventsourcing import es_pg
 
                 os.chmod(folder, 0o755)  # the server runs as an unprivileged user when we are root
                 server = es_pg.start(durable=True, parent=str(folder))
-                url = server.url()
-            firth_url, env = postgres_setup(url)
-            rows += bench_backend("postgresql", firth_url, env, args.quick)
-            seconds = 2.0 if args.quick else 4.0
-            firth_rate = concurrent_writers(firth_writer, firth_url, 4, seconds)
-            lib_rate = concurrent_writers(library_writer, env, 4, seconds)
-            rows.append(
-                Row(
-                    "postgresql",
-                    "4 writer processes, 1 event/append",
-                    firth_rate,
-                    lib_rate,
-                    "events/s",
-                    True,
-                )
+                pg_url = server.url()
+        for number in range(1, args.runs + 1):
+            before = os.getloadavg()[0]
+            rows, settings = one_run(args, folder, pg_url)
+            runs.append(rows)
+            console.print(
+                f"run {number}/{args.runs}: load average {before:.1f} -> {os.getloadavg()[0]:.1f};"
+                f" {settings}"
             )
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
-    table = Table(title="event store: Firth vs eventsourcing " + _library_version())
+    table = Table(
+        title=f"event store: Firth vs eventsourcing {_library_version()},"
+        f" median of {len(runs)} run(s)"
+    )
     for column in ("backend", "measure", "unit", "firth", "eventsourcing", "firth advantage"):
-        table.add_column(
-            column,
-            justify="right" if column in ("firth", "eventsourcing", "firth advantage") else "left",
-        )
-    for row in rows:
+        table.add_column(column, justify="left" if column in ("backend", "measure") else "right")
+    for index, row in enumerate(runs[0]):
+        samples = [run[index] for run in runs]
+        firth = statistics.median(sample.firth for sample in samples)
+        library = statistics.median(sample.library for sample in samples)
+        median = Row(row.backend, row.measure, firth, library, row.unit, row.higher_is_better)
+        ratios = sorted(sample.advantage for sample in samples)
+        spread = f" ({ratios[0]:.1f}–{ratios[-1]:.1f})" if len(ratios) > 1 else ""
         table.add_row(
             row.backend,
             row.measure,
             row.unit,
-            f"{row.firth:,.1f}",
-            f"{row.library:,.1f}",
-            f"{row.advantage:.1f}×",
+            f"{firth:,.1f}",
+            f"{library:,.1f}",
+            f"{median.advantage:.1f}×{spread}",
         )
-    Console(width=140).print(table)
+    console.print(table)
 
 
 def _library_version() -> str:
