@@ -71,8 +71,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--amqp-listen",
         metavar="HOST:PORT",
-        help="AMQP 0-9-1 (RabbitMQ clients) listener address (default: none; "
-        "port 0 picks a free one)",
+        help="AMQP 0-9-1 (RabbitMQ clients) listener address (default: 127.0.0.1:5672; "
+        "port 0 picks a free one; an empty value turns it off)",
     )
     parser.add_argument(
         "--no-auto-create-topics",
