@@ -72,10 +72,16 @@ def decode(text: str | None) -> Any:
     return value
 
 
+_new = object.__new__
+_set = object.__setattr__
+_UUID = uuid.UUID
+_UNKNOWN = uuid.SafeUUID.unknown  # looked up once: enum member access costs a descriptor call
+
+
 def uuid_from_bytes(raw: bytes) -> uuid.UUID:
     """`uuid.UUID(bytes=raw)` without its argument checks (a third of the cost of reading an
-    event on SQLite); `raw` comes from our own 16-byte column."""
-    value = object.__new__(uuid.UUID)
-    object.__setattr__(value, "int", int.from_bytes(raw, "big"))
-    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    event); `raw` is 16 bytes from our own column (SQLite) or `uuid_send` (PostgreSQL)."""
+    value = _new(_UUID)
+    _set(value, "int", int.from_bytes(raw, "big"))
+    _set(value, "is_safe", _UNKNOWN)
     return value

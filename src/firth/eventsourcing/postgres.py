@@ -47,7 +47,7 @@ import psycopg
 import psycopg.errors
 from psycopg.types.json import set_json_loads
 
-from firth.eventsourcing.codec import decode, encode
+from firth.eventsourcing.codec import decode, encode, uuid_from_bytes
 from firth.eventsourcing.errors import (
     EventStoreError,
     LeaseHeld,
@@ -96,7 +96,13 @@ NAMED_LOCK_NAMESPACE = 0x46495258  # "FIRX": Transaction.lock(name) takes (it, h
 NOTIFY_CHANNEL = "firth_events"  # every append NOTIFYs it at commit; subscribers' stores LISTEN
 LISTEN_CHECK_INTERVAL = 1.0  # seconds between the listener's checks for close()
 
-_COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
+# Events are read with the JSON as text and the id as its 16 bytes, decoded by `codec` (the
+# direct JSON scanner, the UUID built without argument checks): psycopg's jsonb and uuid
+# loaders run Python per value, and a read page has two of them per event.
+_COLUMNS = (
+    "position, stream_id, version, type, data::text, metadata::text, uuid_send(event_id),"
+    " recorded_at"
+)
 # The whole append (lock, checks, insert, notify) is the server-side function of migration 2,
 # run as a single autocommit statement: one round trip, its own transaction, and the append lock
 # is held only while the server works and commits, never while this process is scheduled.
@@ -116,7 +122,14 @@ def _json_loads(data: str | bytes) -> Any:
 def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     position, stream_id, version, type_, data, metadata, event_id, recorded_at = row
     return RecordedEvent(
-        position, stream_id, version, type_, data, metadata or {}, event_id, recorded_at
+        position,
+        stream_id,
+        version,
+        type_,
+        decode(data),
+        decode(metadata) or {},
+        uuid_from_bytes(event_id),
+        recorded_at,
     )
 
 
