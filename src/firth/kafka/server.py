@@ -27,7 +27,7 @@ from collections import deque
 from firth.broker.broker import Broker
 from firth.kafka.handlers import HANDLERS, RequestContext, Response
 from firth.kafka.handlers.api_versions import advertised_apis
-from firth.kafka.handlers.context import Listener
+from firth.kafka.handlers.context import CloseConnection, Listener
 from firth.kafka.protocol.codec import api_versions_error_response
 from firth.kafka.protocol.errors import ProtocolError as KafkaProtocolError
 from firth.kafka.protocol.framing import FrameError, FrameReader
@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 API_VERSIONS_KEY = 18
 MAX_IN_FLIGHT = 256
 """Requests one connection may have in flight before we stop reading from it."""
+
+FETCH_KEY = 1
+MAX_FETCHES_IN_FLIGHT = 4
+"""Fetches one connection may have in flight. Each can hold up to its max_bytes of records, so
+this (with the write-buffer pause) bounds what a client that never reads its responses costs.
+Stock clients keep one fetch in flight per broker connection."""
 
 
 class _Slot:
@@ -60,6 +66,11 @@ class KafkaConnection(asyncio.Protocol):
         self.paused_by_us = False
         self.write_paused = False
         self.closing = False
+        self.draining = False
+        """Set by a graceful stop: finish what was dispatched, take no new requests."""
+        self.held: memoryview | None = None
+        """A frame taken from the reader but not yet dispatched (backpressure)."""
+        self.fetches_in_flight = 0
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -81,21 +92,41 @@ class KafkaConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._update_reading()
+        self._pump()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
         try:
             self.reader.feed(data)
-            while not self.closing:
-                frame = self.reader.next_frame()
+        except FrameError as exc:
+            self._abort(f"bad request: {exc}")
+            return
+        self._pump()
+
+    def _pump(self) -> None:
+        """Dispatch buffered frames while backpressure allows, then set reading accordingly."""
+        try:
+            while not self.closing and not self.draining:
+                frame = self.held
                 if frame is None:
+                    frame = self.reader.next_frame()
+                    if frame is None:
+                        break
+                if not self._may_dispatch(frame):
+                    self.held = frame
                     break
+                self.held = None
                 self._dispatch(frame)
         except (FrameError, KafkaProtocolError) as exc:
             self._abort(f"bad request: {exc}")
         self._update_reading()
+
+    def _may_dispatch(self, frame: memoryview) -> bool:
+        if self.write_paused or len(self.slots) >= MAX_IN_FLIGHT:
+            return False
+        is_fetch = len(frame) >= 2 and frame[0] == 0 and frame[1] == FETCH_KEY
+        return not is_fetch or self.fetches_in_flight < MAX_FETCHES_IN_FLIGHT
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -129,6 +160,8 @@ class KafkaConnection(asyncio.Protocol):
         )
         slot = _Slot()
         self.slots.append(slot)
+        if header.api_key == FETCH_KEY:
+            self.fetches_in_flight += 1
         task = asyncio.get_running_loop().create_task(self._run(handler, ctx, slot))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -136,6 +169,9 @@ class KafkaConnection(asyncio.Protocol):
     async def _run(self, handler, ctx: RequestContext, slot: _Slot) -> None:  # type: ignore[no-untyped-def]
         try:
             slot.response = await handler(ctx)
+        except CloseConnection as exc:
+            self._abort(str(exc))
+            return
         except KafkaProtocolError as exc:
             self._abort(f"malformed {ctx.header.api_key} v{ctx.header.api_version}: {exc}")
             return
@@ -149,6 +185,9 @@ class KafkaConnection(asyncio.Protocol):
             )
             self._abort("internal error")
             return
+        finally:
+            if ctx.header.api_key == FETCH_KEY:
+                self.fetches_in_flight -= 1
         slot.done = True
         if not self.write_scheduled:
             self.write_scheduled = True
@@ -173,12 +212,12 @@ class KafkaConnection(asyncio.Protocol):
             transport.write(out[0])
         elif out:
             transport.writelines(out)
-        self._update_reading()
+        self._pump()
 
     def _update_reading(self) -> None:
         if self.transport is None or self.closing:
             return
-        should_pause = self.write_paused or len(self.slots) >= MAX_IN_FLIGHT
+        should_pause = self.draining or self.held is not None or self.write_paused
         if should_pause and not self.paused_by_us:
             self.paused_by_us = True
             self.transport.pause_reading()
@@ -197,6 +236,16 @@ class KafkaConnection(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         return not self.slots
+
+    def start_draining(self) -> None:
+        """Graceful stop: read no more requests; those already dispatched still get answers."""
+        self.draining = True
+        self._update_reading()
+
+    def flushed(self) -> bool:
+        """Every response is handed to the kernel (nothing left in the transport's buffer)."""
+        transport = self.transport
+        return self.closing or transport is None or transport.get_write_buffer_size() == 0
 
 
 class KafkaServer:
@@ -243,14 +292,19 @@ class KafkaServer:
             self._server.close()
 
     async def drain(self, timeout: float) -> None:
-        """Wait (bounded) for in-flight requests to be answered, then close every connection."""
+        """Graceful stop, bounded by `timeout`: read no new requests, answer the ones already
+        dispatched, let the kernel take every response, then close every connection."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        for connection in list(self.connections):
+            connection.start_draining()
         while any(not c.idle for c in self.connections) and loop.time() < deadline:
             pending = [t for c in self.connections for t in c.tasks]
             if not pending:
                 break
             await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        while not all(c.flushed() for c in self.connections) and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # polling the transports' buffers; bounded by the deadline
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.close()

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 Response = bytes | list[bytes | memoryview] | None
 
 
+class CloseConnection(Exception):
+    """Raised by a handler whose only correct answer is to close the connection (Kafka does
+    this, for example, when an acks=0 produce fails: the client expects no response)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Listener:
     """The address clients are told to connect to (Metadata, FindCoordinator, DescribeCluster)."""

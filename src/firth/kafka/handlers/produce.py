@@ -18,7 +18,7 @@ import logging
 
 from firth.broker.producers import ProducerStateError
 from firth.kafka.handlers import handles
-from firth.kafka.handlers.context import RequestContext
+from firth.kafka.handlers.context import CloseConnection, RequestContext
 from firth.kafka.protocol.errors import ErrorCode, KafkaError
 from firth.kafka.protocol.produce import (
     PartitionProduceResult,
@@ -61,7 +61,9 @@ async def produce(ctx: RequestContext) -> bytes | None:
             try:
                 if part.records is None:
                     raise KafkaError(ErrorCode.INVALID_RECORD, "no records")
-                header = validate_produce_records(part.records, log.config.max_message_bytes)
+                header = validate_produce_records(
+                    part.records, log.config.max_message_bytes, api_version=ctx.version
+                )
                 if header.is_transactional or request.transactional_id is not None:
                     raise KafkaError(
                         ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -106,5 +108,11 @@ async def produce(ctx: RequestContext) -> bytes | None:
                     old.index, ErrorCode.KAFKA_STORAGE_ERROR, error_message="fsync failed"
                 )
     if acks == ACKS_NONE:
+        failed = [r for _, topic_results in results for r in topic_results if r.error_code]
+        if failed:
+            # acks=0 gets no response, so the only way to tell the producer is to hang up.
+            raise CloseConnection(
+                f"acks=0 produce failed with error {failed[0].error_code}: {failed[0].error_message}"
+            )
         return None
     return encode_produce_response(ctx.header, results)
