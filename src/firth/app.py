@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from firth.broker.broker import Broker, BrokerSettings
 from firth.broker.topic_config import BrokerDefaults
-from firth.config import Config, parse_host_port
+from firth.config import Config, parse_host_port, parse_users
 from firth.kafka.server import KafkaServer
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class FirthApp:
                     vhost=vhost,
                     group_commit=self.broker.group_commit,
                     admin_path=Path(self.config.data_dir) / "__amqp" / "admin.sock",
+                    users={"guest": "guest", **parse_users(self.config.amqp_users)},
                 )
                 await self.amqp.start()
         except BaseException:

@@ -92,6 +92,9 @@ class Config:
     kafka_advertised: str | None = None
     # Where the AMQP 0-9-1 listener binds (RabbitMQ clients); empty/None = no AMQP listener.
     amqp_listen: str | None = "127.0.0.1:5672"
+    # AMQP users besides guest/guest (guest logs in from loopback only), as
+    # "NAME:PASSWORD,NAME:PASSWORD"; empty = guest only.
+    amqp_users: str = ""
     # Create a topic when a client asks for metadata of (or produces to) an unknown one.
     auto_create_topics: bool = True
     # Partition count of auto-created topics and of CreateTopics without a count.
@@ -279,6 +282,28 @@ def _check_advertised(value: str | None) -> str | None:
     return problem
 
 
+def parse_users(text: str | None) -> dict[str, str]:
+    """``"alice:secret,bob:pw"`` → ``{"alice": "secret", "bob": "pw"}`` (ConfigError if bad)."""
+    users: dict[str, str] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, password = item.partition(":")
+        if not sep or not name:
+            raise ConfigError(f"{item!r} is not NAME:PASSWORD")
+        users[name] = password
+    return users
+
+
+def _check_users(value: str | None) -> str | None:
+    try:
+        parse_users(value)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
 def _check_level(value: str) -> str | None:
     return None if value in LOG_LEVELS else f"expected one of {', '.join(LOG_LEVELS)}"
 
@@ -295,6 +320,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "kafka_listen": _check_address,
     "kafka_advertised": _check_advertised,
     "amqp_listen": _check_address,
+    "amqp_users": _check_users,
     "num_partitions": _at_least(1),
     "log_segment_bytes": _at_least(MIN_SEGMENT_BYTES),
     "log_segment_ms": _at_least(1),
@@ -313,6 +339,7 @@ _TYPES: dict[str, tuple[type, bool]] = {
     "kafka_listen": (str, False),
     "kafka_advertised": (str, True),
     "amqp_listen": (str, True),
+    "amqp_users": (str, False),
     "auto_create_topics": (bool, False),
     "num_partitions": (int, False),
     "fsync": (bool, False),
@@ -338,6 +365,8 @@ def _build_specs() -> dict[str, _FieldSpec]:
             words = "HOST:PORT"
         if f.name == "log_level":
             words = "one of " + ", ".join(LOG_LEVELS)
+        if f.name == "amqp_users":
+            words = "NAME:PASSWORD[,NAME:PASSWORD...]"
         specs[f.name] = _FieldSpec(
             name=f.name,
             kind=kind,
