@@ -53,6 +53,9 @@ from firth.log import Log
 logger = logging.getLogger(__name__)
 
 DEFINITIONS_FILE = "definitions.json"
+MESSAGE_OVERHEAD = 400
+"""Bytes a queued message costs besides its body (the object, its properties, bookkeeping),
+measured roughly with 100-byte messages on CPython 3.11."""
 
 
 class PropertiesCodec(Protocol):
@@ -590,8 +593,12 @@ class VirtualHost:
         self.enqueue(targets, dead)
 
     def memory_bytes(self) -> int:
-        """Body bytes held by the queues (ready ones; the memory alarm's measure)."""
-        return sum(queue.ready_bytes for queue in self.queues.values())
+        """An estimate of the memory the queues' messages take (the memory alarm's measure):
+        body bytes plus ``MESSAGE_OVERHEAD`` per message held (ready or unacked)."""
+        return sum(
+            queue.ready_bytes + (queue.ready_count + queue.unacked_count) * MESSAGE_OVERHEAD
+            for queue in self.queues.values()
+        )
 
     # -- consumers ---------------------------------------------------------------------------------
 
