@@ -23,8 +23,8 @@ resume when it drains.
 
 The capabilities advertised are exactly those implemented (``IMPLEMENTED_CAPABILITIES``).
 
-Memory alarm: once a second the server sums the bytes of queued message bodies; above
-``memory_limit`` it sends connection.blocked to every client that announced the capability and
+Memory alarm: once a second the server asks the virtual host how much memory its queued
+messages take (``VirtualHost.memory_bytes``, an estimate); above ``memory_limit`` it sends connection.blocked to every client that announced the capability and
 stops reading from connections that have published (as RabbitMQ does: consumers keep
 consuming, which is what frees memory); below it again, connection.unblocked and reading
 resumes.
