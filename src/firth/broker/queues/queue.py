@@ -311,7 +311,7 @@ class Queue:
             else:
                 self._unacked[message.seq] = message
                 consumer.unacked += 1
-                if store is not None and not message.redelivered and message.offset >= 0:
+                if store is not None and message.offset >= 0:
                     store.note(DELIVERED, message)
                     self.host.journal_dirty(store)
                 consumer.channel.deliver(consumer, message)
@@ -363,7 +363,7 @@ class Queue:
         else:
             self._unacked[message.seq] = message
             store = self.store
-            if store is not None and not message.redelivered and message.offset >= 0:
+            if store is not None and message.offset >= 0:
                 store.note(DELIVERED, message)
                 self.host.journal_dirty(store)
         return message

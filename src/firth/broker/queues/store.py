@@ -8,7 +8,9 @@ Layout of one queue's folder::
 A journal entry is ``u8 kind, u64 log offset, u32 count``:
 
 - ``SETTLED``: the message was acknowledged, dropped or dead-lettered; it is not loaded again;
-- ``DELIVERED``: handed to a consumer (so after a restart it comes back redelivered);
+- ``DELIVERED``: handed to a consumer (so after a restart it comes back redelivered; if no
+  SETTLED or RETURNED follows, the delivery was in flight when the broker stopped, which
+  counts as one more return);
 - ``RETURNED``: it came back unsettled; ``count`` is its delivery count (x-delivery-count),
   which therefore survives restarts.
 
@@ -117,14 +119,22 @@ class QueueStore:
         if journal.exists():
             data = journal.read_bytes()
             usable = len(data) - len(data) % _ENTRY.size
+            in_flight: set[int] = set()
             for kind, offset, count in _ENTRY.iter_unpack(data[:usable]):
                 if kind == SETTLED:
                     settled.add(offset)
+                    in_flight.discard(offset)
                 elif kind == DELIVERED:
                     delivered.add(offset)
+                    in_flight.add(offset)
                 elif kind == RETURNED:
                     returns[offset] = count
                     delivered.add(offset)
+                    in_flight.discard(offset)
+            # Delivered and neither settled nor returned when the broker stopped: the
+            # delivery failed with its connection, which counts as a return (as in RabbitMQ).
+            for offset in in_flight:
+                returns[offset] = returns.get(offset, 0) + 1
             if usable != len(data):
                 os.truncate(journal, usable)
         self._journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
