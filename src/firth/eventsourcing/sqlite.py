@@ -106,15 +106,15 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
 
 def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
     position, stream_id, version, type_, data, metadata, event_id, recorded_at = row
-    return RecordedEvent(
-        position=position,
-        stream_id=stream_id,
-        version=version,
-        type=type_,
-        data=decode(data),
-        metadata=decode(metadata) or {},
-        event_id=uuid_from_bytes(event_id),
-        recorded_at=datetime.fromtimestamp(recorded_at, UTC),
+    return RecordedEvent(  # positional: keyword arguments cost 10% of a row's conversion
+        position,
+        stream_id,
+        version,
+        type_,
+        decode(data),
+        decode(metadata) or {},
+        uuid_from_bytes(event_id),
+        datetime.fromtimestamp(recorded_at, UTC),
     )
 
 
