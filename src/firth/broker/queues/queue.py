@@ -186,6 +186,8 @@ class Queue:
         self.published = 0
         self.delivered = 0
         self.acked = 0
+        self.settled = 0
+        """Counters: every message published here is ready, unacked or settled."""
         if self.args.expires is not None:
             self._schedule_unused_check(self.args.expires)
 
@@ -404,6 +406,7 @@ class Queue:
         self._settle(message)
 
     def _settle(self, message: QueuedMessage) -> None:
+        self.settled += 1
         store = self.store
         if store is not None and message.offset >= 0 and not self.deleted:
             store.note(SETTLED, message)
