@@ -511,3 +511,19 @@ def test_fast_publish_path_matches_frame_by_frame(
         start = max(start, cut)
     assert [(m.channel, m.method, m.header.payload, m.body) for m in got] == expected
     assert len(expected) == len(bodies)
+
+
+@pytest.mark.parametrize("size", [0, 10, 4088, 4089, 10000])
+@pytest.mark.parametrize("props", [b"\x00\x00", b"\x10\x00\x02"])
+def test_send_deliver_fast_path_writes_the_same_bytes(size: int, props: bytes) -> None:
+    """A one-frame delivery is written straight into the output buffer; the bytes must be
+    those of the general content encoder."""
+    from firth.amqp.protocol.frames import encode_content
+    from firth.amqp.protocol.methods import encode_deliver
+
+    conn = opened()
+    conn.frame_max = 4096
+    body = bytes(i % 251 for i in range(size))
+    conn.send_deliver(1, "ctag", 7, True, "ex", "rk", props, body)
+    expected = encode_content(1, encode_deliver("ctag", 7, True, "ex", "rk"), props, body, 4096)
+    assert conn.data_to_send() == expected

@@ -96,6 +96,10 @@ from firth.amqp.protocol.properties import BasicProperties, ContentHeader
 _PUBLISH_IDS = b"\x00\x3c\x00\x28"
 """class 60 (basic), method 40 (publish): the start of a basic.publish method payload."""
 _CONTENT_PREFIX = struct.Struct(">HHQ")
+_HEADER_FRAME_START = struct.Struct(">BBHIHHQ")
+"""frame-end of the method frame, then a content header frame's start up to body-size."""
+_BODY_FRAME_START = struct.Struct(">BBHI")
+"""frame-end of the header frame, then a body frame's header."""
 
 # -- events ----------------------------------------------------------------------------------------
 
@@ -701,7 +705,24 @@ class AmqpConnection:
         properties: BasicProperties | bytes,
         body: bytes,
     ) -> None:
-        """basic.deliver fast path: no method object; ``properties`` may be raw bytes."""
+        """basic.deliver fast path: no method object; ``properties`` may be raw bytes.
+
+        A body that fits one frame is written straight into the output buffer."""
+        size = len(body)
+        if isinstance(properties, bytes) and size + FRAME_OVERHEAD <= self.frame_max:
+            payload = encode_deliver(consumer_tag, delivery_tag, redelivered, exchange, routing_key)
+            out = self._out
+            out += FRAME_HEADER_STRUCT.pack(FRAME_METHOD, channel, len(payload))
+            out += payload
+            out += _HEADER_FRAME_START.pack(
+                FRAME_END, FRAME_HEADER, channel, 12 + len(properties), 60, 0, size
+            )
+            out += properties
+            if size:
+                out += _BODY_FRAME_START.pack(FRAME_END, FRAME_BODY, channel, size)
+                out += body
+            out.append(FRAME_END)
+            return
         self._out += encode_content(
             channel,
             encode_deliver(consumer_tag, delivery_tag, redelivered, exchange, routing_key),

@@ -601,11 +601,24 @@ def _shortstr_at(buf: Buffer, pos: int, end: int, what: str) -> tuple[str, int]:
     return bytes(buf[pos : pos + length]).decode("utf-8", "surrogateescape"), pos + length
 
 
+_SHORTSTR_CACHE: dict[str, bytes] = {}
+_SHORTSTR_CACHE_SIZE = 4096
+
+
 def _shortstr_bytes(value: str) -> bytes:
+    """A short string's wire form; the hot names (exchanges, routing keys, consumer tags)
+    repeat, so recent ones are cached."""
+    cached = _SHORTSTR_CACHE.get(value)
+    if cached is not None:
+        return cached
     raw = value.encode("utf-8", "surrogateescape")
     if len(raw) > 255:
         raise ValueError("short string longer than 255 bytes")
-    return bytes((len(raw),)) + raw
+    encoded = bytes((len(raw),)) + raw
+    if len(_SHORTSTR_CACHE) >= _SHORTSTR_CACHE_SIZE:
+        _SHORTSTR_CACHE.clear()
+    _SHORTSTR_CACHE[value] = encoded
+    return encoded
 
 
 @dataclass(slots=True)
