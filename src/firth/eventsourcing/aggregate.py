@@ -23,6 +23,9 @@ from typing import Any, ClassVar, TypeVar
 
 from firth.eventsourcing.errors import UnknownEventType
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Each DomainEvent class's dataclass field names, in order (filled on first `to_data`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class DomainEvent:
@@ -36,7 +39,10 @@ class DomainEvent:
             cls.type_name = cls.__name__
 
     def to_data(self) -> dict[str, Any]:
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() is most of the cost: look it up once per class
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {name: getattr(self, name) for name in names}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> DomainEvent:
