@@ -36,6 +36,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -394,10 +395,10 @@ class AmqpServer:
         memory_limit: int | None = None,
         admin_path: Path | None = None,
     ) -> None:
-        if vhost is None:  # a broker of its own, in memory only (tests of the front end)
-            vhost = VirtualHost(
-                Path(tempfile.mkdtemp(prefix="firth-amqp-")), AmqpPropertiesCodec(), fsync=False
-            )
+        self._own_dir: Path | None = None
+        if vhost is None:  # a broker of its own, removed by drain (tests of the front end)
+            self._own_dir = Path(tempfile.mkdtemp(prefix="firth-amqp-"))
+            vhost = VirtualHost(self._own_dir, AmqpPropertiesCodec(), fsync=False)
         self.vhost = vhost
         self.group_commit = group_commit
         self.memory_limit = _default_memory_limit() if memory_limit is None else memory_limit
@@ -475,3 +476,7 @@ class AmqpServer:
             await self.admin.stop()
         if self._server is not None:
             await self._server.wait_closed()
+        if self._own_dir is not None:
+            self.vhost.close()
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
