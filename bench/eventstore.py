@@ -15,7 +15,8 @@ load on the shared machine hits both alike):
 - replay of a 10,000-event stream into an aggregate (no snapshot), ms, best of 3;
 - projection catch-up, events/s: read the whole global order, decode into domain events,
   and record a checkpoint every 500 events (Firth: `ProjectionRunner`; the library:
-  `select_notifications` pages, its mapper, `insert_tracking` per page);
+  `select_notifications` pages, its mapper, `insert_tracking` per page); three catch-ups per
+  side, interleaved, each under a new projection name, median;
 - PostgreSQL only: 4 writer processes appending single events to their own streams, events/s.
 
 Fairness: same backend, same disk, same durability. SQLite: both in WAL mode; the run prints
@@ -312,14 +313,11 @@ def bench_backend(
         )
     )
 
-    # projection catch-up
-    counting = Counting()
-    runner = ProjectionRunner(store, counting)
-    firth_catch_up = timed(runner.run_until_caught_up)
-    firth_count = counting.count
+    # projection catch-up: three catch-ups per side, interleaved, each from position 1 under a
+    # new projection (tracking) name; the row takes each side's median
     tracking = app.factory.tracking_recorder()
 
-    def library_catch_up() -> int:
+    def library_catch_up(name: str) -> int:
         count, start = 0, 1
         while True:
             page = app.recorder.select_notifications(start, 500)
@@ -328,23 +326,29 @@ def bench_backend(
             for notification in page:
                 app.mapper.to_domain_event(notification)
                 count += 1
-            tracking.insert_tracking(Tracking("bench", page[-1].id))
+            tracking.insert_tracking(Tracking(name, page[-1].id))
             start = page[-1].id + 1
 
-    lib_count = 0
-
-    def run_library() -> None:
-        nonlocal lib_count
-        lib_count = library_catch_up()
-
-    lib_catch_up = timed(run_library)
-    assert firth_count == lib_count, (firth_count, lib_count)
+    firth_rates, lib_rates = [], []
+    counts: set[int] = set()
+    for attempt in range(3):
+        counting = Counting()
+        counting.name = f"bench-{attempt}"
+        runner = ProjectionRunner(store, counting)
+        started = time.perf_counter()
+        runner_count = runner.run_until_caught_up()
+        firth_rates.append(runner_count / (time.perf_counter() - started))
+        started = time.perf_counter()
+        lib_count = library_catch_up(f"bench-{attempt}")
+        lib_rates.append(lib_count / (time.perf_counter() - started))
+        counts |= {runner_count, counting.count, lib_count}
+    assert len(counts) == 1, counts
     rows.append(
         Row(
             backend,
-            f"projection catch-up ({firth_count:,} events)",
-            firth_count / firth_catch_up,
-            lib_count / lib_catch_up,
+            f"projection catch-up ({counts.pop():,} events)",
+            statistics.median(firth_rates),
+            statistics.median(lib_rates),
             "events/s",
             True,
         )
@@ -372,7 +376,8 @@ def firth_writer(url: str, seconds: float, go: Any, counts: Any) -> None:
 def library_writer(env: dict[str, str], seconds: float, go: Any, counts: Any) -> None:
     from eventsourcing.persistence import StoredEvent
 
-    app = library_app(env)
+    # The tables exist already; four processes creating them at once race in the catalog.
+    app = library_app({**env, "CREATE_TABLE": "no"})
     topic, state = library_template(app)
     originator = uuid.uuid4()
     go.wait()
