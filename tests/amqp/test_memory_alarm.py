@@ -1,5 +1,6 @@
-"""The memory alarm: above the limit, publishers get connection.blocked and are no longer
-read from; once consumers (or a purge) bring it below, connection.unblocked follows."""
+"""Resource alarms: above the memory limit (or below the free-disk limit), publishers get
+connection.blocked and are no longer read from; once consumers (or a purge) bring memory
+below, connection.unblocked follows."""
 
 from __future__ import annotations
 
@@ -36,4 +37,32 @@ def test_publisher_is_blocked_then_unblocked() -> None:
         assert events == ["blocked", "unblocked"]
         channel.queue_declare("big", passive=True)  # reading resumed: the broker answers
         cleaner.close()
+        publisher.close()
+
+
+def test_low_disk_blocks_publishers() -> None:
+    with ServerThread(disk_free_limit=1 << 62) as server:  # more than any disk has free
+        publisher = pika.BlockingConnection(_params(server.port))
+        reasons: list[str] = []
+        publisher.add_on_connection_blocked_callback(
+            lambda _connection, frame: reasons.append(frame.method.reason)
+        )
+        channel = publisher.channel()
+        channel.queue_declare("any")
+        channel.basic_publish("", "any", b"x")
+        deadline = 20
+        while not reasons and deadline:
+            publisher.process_data_events(0.25)
+            deadline -= 1
+        assert reasons == ["low on disk"]
+        # As in RabbitMQ, a blocked publisher is not read from (not even its close), so the
+        # alarm must clear first: free disk is now above the limit.
+        unblocked: list[bool] = []
+        publisher.add_on_connection_unblocked_callback(lambda *_: unblocked.append(True))
+        server.server.disk_free_limit = 0
+        deadline = 20
+        while not unblocked and deadline:
+            publisher.process_data_events(0.25)
+            deadline -= 1
+        assert unblocked
         publisher.close()

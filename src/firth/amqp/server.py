@@ -23,8 +23,9 @@ resume when it drains.
 
 The capabilities advertised are exactly those implemented (``IMPLEMENTED_CAPABILITIES``).
 
-Memory alarm: once a second the server asks the virtual host how much memory its queued
-messages take (``VirtualHost.memory_bytes``, an estimate); above ``memory_limit`` it sends connection.blocked to every client that announced the capability and
+Resource alarms: once a second the server asks the virtual host how much memory its queued
+messages take (``VirtualHost.memory_bytes``, an estimate) and the file system how much disk is
+free under the data folder; above ``memory_limit`` or below ``disk_free_limit`` it sends connection.blocked to every client that announced the capability and
 stops reading from connections that have published (as RabbitMQ does: consumers keep
 consuming, which is what frees memory); below it again, connection.unblocked and reading
 resumes.
@@ -92,6 +93,8 @@ IMPLEMENTED_CAPABILITIES: dict[str, bool] = {
 """What this front end really does: RabbitMQ 3.10's whole set."""
 
 MEMORY_CHECK_INTERVAL_S = 1.0
+DISK_FREE_LIMIT = 50 * 1000 * 1000
+"""Publishers are blocked when less disk than this is free (RabbitMQ's disk_free_limit)."""
 MEMORY_HIGH_WATERMARK = 0.4
 """Fraction of physical memory that queued message bodies may fill before publishers are
 blocked (RabbitMQ's vm_memory_high_watermark default)."""
@@ -223,7 +226,7 @@ class AmqpProtocol(asyncio.Protocol):
         if active and not self.alarm_blocked:
             self.alarm_blocked = True
             if self.blocked_notify:
-                self.conn.send_method(0, ConnectionBlocked("low on memory"))
+                self.conn.send_method(0, ConnectionBlocked(self.server.alarm_reason))
             if self.published:
                 self.transport.pause_reading()
         elif not active and self.alarm_blocked:
@@ -393,6 +396,7 @@ class AmqpServer:
         vhost: VirtualHost | None = None,
         group_commit: GroupCommit | None = None,
         memory_limit: int | None = None,
+        disk_free_limit: int = DISK_FREE_LIMIT,
         admin_path: Path | None = None,
     ) -> None:
         self._own_dir: Path | None = None
@@ -402,6 +406,8 @@ class AmqpServer:
         self.vhost = vhost
         self.group_commit = group_commit
         self.memory_limit = _default_memory_limit() if memory_limit is None else memory_limit
+        self.disk_free_limit = disk_free_limit
+        self.alarm_reason = ""
         self.alarm = False
         self._alarm_task: asyncio.Task[None] | None = None
         self.admin = AdminServer(vhost, admin_path) if admin_path is not None else None
@@ -438,16 +444,29 @@ class AmqpServer:
             self.check_memory()
 
     def check_memory(self) -> None:
-        """Raise or clear the memory alarm from the bytes held in queues."""
+        """Raise or clear the alarm: queued messages over ``memory_limit``, or less free disk
+        under the data folder than ``disk_free_limit``."""
         used = self.vhost.memory_bytes()
-        active = used > self.memory_limit
+        reasons = []
+        if used > self.memory_limit:
+            reasons.append("low on memory")
+        try:
+            free = shutil.disk_usage(self.vhost.directory).free
+        except OSError:
+            free = self.disk_free_limit + 1
+        if free < self.disk_free_limit:
+            reasons.append("low on disk")
+        active = bool(reasons)
         if active != self.alarm:
             self.alarm = active
+            self.alarm_reason = " and ".join(reasons)
             logger.warning(
-                "memory alarm %s: %d bytes queued, limit %d",
+                "resource alarm %s: %d bytes queued (limit %d), %d bytes of disk free (limit %d)",
                 "set" if active else "cleared",
                 used,
                 self.memory_limit,
+                free,
+                self.disk_free_limit,
             )
             for connection in list(self.connections):
                 connection.set_alarm(active)
