@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,23 @@ def test_compaction_keeps_live_messages_and_their_state(
     messages[5].returns = 2
     messages[5].redelivered = True
     assert store.wants_compaction()
-    store.compact(messages[4:])
+    messages[4].seq = 99
+    store.compact(messages[4:], frozenset({99}))  # m4 is out with a consumer
     assert [p.name for p in (tmp_path / "q").iterdir()] == ["gen-00000001"]
     assert [m.offset for m in messages[4:]] == [0, 1]
-    store.note(SETTLED, messages[4])  # settles at its new offset
     store.append(stored(b"after"))
+    store.write_pending()
+    # a crash now (what is on disk, copied): m4 was in flight (counts a return), m5 keeps
+    # its state
+    shutil.copytree(tmp_path / "q", tmp_path / "crash")
+    crashed = QueueStore(tmp_path / "crash", fsync=False)
+    assert [(m.body[:2], m.returns, m.redelivered) for m in crashed.open()] == [
+        (b"m4", 1, True),
+        (b"m5", 2, True),
+        (b"af", 0, False),
+    ]
+    crashed.close()
+    store.note(SETTLED, messages[4])  # settles at its new offset
     store.close()
     again = QueueStore(tmp_path / "q", fsync=False)
     loaded = again.open()

@@ -412,7 +412,7 @@ class Queue:
             store.note(SETTLED, message)
             self.host.journal_dirty(store)
             if store.wants_compaction():
-                store.compact(self._stored_live())
+                store.compact(self._stored_live(), frozenset(self._unacked))
 
     def _stored_live(self) -> list[QueuedMessage]:
         """Every unsettled message (ready and unacked) that is in the store."""

@@ -208,8 +208,9 @@ class QueueStore:
         stored = log.log_end_offset - log.log_start_offset + len(self._batch)
         return self.live * 2 <= stored
 
-    def compact(self, live: list[QueuedMessage]) -> None:
-        """Rewrite ``live`` (every stored, unsettled message) into a new generation."""
+    def compact(self, live: list[QueuedMessage], in_flight: frozenset[int] = frozenset()) -> None:
+        """Rewrite ``live`` (every stored, unsettled message) into a new generation;
+        ``in_flight`` holds the ``seq`` of those delivered and not yet settled."""
         assert self.log is not None
         self.write_pending()
         old = self.generation
@@ -234,9 +235,9 @@ class QueueStore:
                     chunk, size = [], 0
             journal = bytearray()
             for message, offset in zip(ordered, offsets, strict=True):
-                if message.returns:
+                if message.returns or message.redelivered:  # its delivery state so far
                     journal += _ENTRY.pack(RETURNED, offset, message.returns)
-                elif message.redelivered:
+                if message.seq in in_flight:  # delivered now: a crash counts one more return
                     journal += _ENTRY.pack(DELIVERED, offset, 0)
             fd = os.open(new_dir / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
