@@ -339,6 +339,7 @@ class AmqpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        self.server.vhost.write_pending()  # journal entries before the deliveries they record
         data = self.conn.data_to_send()
         if data:
             transport.write(data)

@@ -14,9 +14,10 @@ A journal entry is ``u8 kind, u64 log offset, u32 count``:
 - ``RETURNED``: it came back unsettled; ``count`` is its delivery count (x-delivery-count),
   which therefore survives restarts.
 
-Writes are buffered and made once per event-loop turn (``write_pending``): the messages
-published to the queue in that turn become one record batch (one write, one CRC), then the
-journal entries are written (no fsync: after a crash a lost settle means a redelivery, never a
+Writes are buffered and made once per event-loop turn (``write_pending``), and in any case
+before the front end writes to a socket (so a delivery never leaves before its DELIVERED
+entry): the messages published to the queue in that turn become one record batch (one write,
+one CRC), then the journal entries are written (no fsync: after a crash a lost settle means a redelivery, never a
 loss). A message's offset is known when it is appended (the log's end plus what is buffered),
 so a publisher can wait for the group commit to pass it at once; the group commit's flush
 finds the batch written, since the buffer is written in the same loop turn, before any flush

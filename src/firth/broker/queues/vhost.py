@@ -174,6 +174,13 @@ class VirtualHost:
             self._journal_flush_scheduled = True
             self.loop.call_soon(self._write_journals)
 
+    def write_pending(self) -> None:
+        """Write every store's buffered messages and journal entries now. The front end calls
+        this before sending output, so that a delivery never leaves before its DELIVERED
+        entry is written (a SIGKILL in between would lose the redelivered flag)."""
+        if self._dirty_journals:
+            self._write_journals()
+
     def _write_journals(self) -> None:
         self._journal_flush_scheduled = False
         dirty, self._dirty_journals = self._dirty_journals, set()
