@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename or create inside `directory` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -20,9 +20,24 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Replace `path` with `data` so that readers see the old or the new content, never a mix."""
-    tmp = path.with_name(path.name + ".tmp")
+TMP_SUFFIX = ".tmp"
+"""The temporary sibling's suffix; a leftover one is garbage from a crash mid-write."""
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    fsync: bool = True,
+    sync_directory: bool = True,
+) -> None:
+    """Replace `path` with `data` so that readers see the old or the new content, never a mix.
+
+    `fsync=False` is the unsafe test mode; `sync_directory=False` lets a caller that writes
+    several files in one folder fsync the folder once itself.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
@@ -34,5 +49,5 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    if fsync:
+    if fsync and sync_directory:
         fsync_dir(path.parent)

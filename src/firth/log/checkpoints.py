@@ -2,7 +2,9 @@
 
 Atomic replace = write `name.tmp`, fsync it, rename it over `name`, fsync the directory. After a
 crash the file holds either the old or the new content, never a mix; a leftover `.tmp` is
-garbage and the loader removes it. Index files are saved the same way (`write_atomic`).
+garbage and the loader removes it. Index files are saved the same way. The primitive itself is
+`firth.fsutil.atomic_write`, shared with the broker's checkpoints; it is re-exported here under
+the storage engine's names.
 
 Formats (text, one value per line, so an operator can read them with `cat`):
 
@@ -20,39 +22,16 @@ from __future__ import annotations
 
 import os
 
+from firth.fsutil import atomic_write, fsync_dir
 from firth.log.files import (
     CLEAN_SHUTDOWN_FILE,
     CLEAN_SHUTDOWN_MAGIC,
     RECOVERY_POINT_FILE,
     RECOVERY_POINT_MAGIC,
-    TMP_SUFFIX,
 )
 
-
-def fsync_directory(directory: str) -> None:
-    """Make renames, creations and unlinks in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str, data: bytes, *, sync_directory: bool = True) -> None:
-    """Replace `path` with `data` atomically; the caller may batch the directory fsync."""
-    tmp = path + TMP_SUFFIX
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if sync_directory:
-        fsync_directory(os.path.dirname(path) or ".")
+fsync_directory = fsync_dir
+write_atomic = atomic_write
 
 
 def _read_value(path: str, magic: str) -> int | None:

@@ -18,6 +18,8 @@ This module knows names only; it never opens a file.
 
 from __future__ import annotations
 
+from firth import fsutil
+
 LOG_SUFFIX = ".log"
 """Record batches (Kafka record batch v2), appended back to back, nothing else in the file."""
 
@@ -30,8 +32,9 @@ TIME_INDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
 """Appended to a retired segment's file names; unlinked after the file-delete delay."""
 
-TMP_SUFFIX = ".tmp"
-"""Appended while a file is written for atomic replace (write, fsync, rename)."""
+TMP_SUFFIX = fsutil.TMP_SUFFIX
+"""Appended while a file is written for atomic replace (write, fsync, rename); the value is
+firth.fsutil's, which does the writing."""
 
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
 """The files one segment may own, in the order they are created."""
