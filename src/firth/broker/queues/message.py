@@ -172,19 +172,64 @@ def decode_value(value: bytes | memoryview) -> QueuedMessage:
     )
 
 
-def _record(value: bytes, offset_delta: int) -> bytes:
-    """One record: attributes 0, timestampDelta 0, offsetDelta, key null, value, no headers."""
-    delta = bytes((offset_delta << 1,)) if offset_delta < 64 else _varint(offset_delta)
-    size = len(value)
-    length = bytes((size << 1,)) if size < 64 else _varint(size)
+_SMALL_VARINTS = tuple(_varint(v) for v in range(8192))
+"""Zigzag varints of 0..8191, looked up instead of built: the record prefix of every message."""
+_NAMES_CACHE_LIMIT = 256
+
+
+def _names(exchange: str, routing_key: str) -> bytes:
+    """The value's ``u8 len + exchange  u8 len + routing key`` part."""
+    ex = exchange.encode("utf-8", "surrogateescape")
+    rk = routing_key.encode("utf-8", "surrogateescape")
+    return b"".join((bytes((len(ex),)), ex, bytes((len(rk),)), rk))
+
+
+def _record_parts(
+    message: QueuedMessage, offset_delta: int, names: bytes, parts: list[bytes]
+) -> None:
+    """Append one record's pieces (the ``encode_value`` value wrapped as a record: attributes
+    0, timestampDelta 0, offsetDelta, key null, value, no headers) to ``parts``."""
+    properties = message.properties
+    body = message.body
+    size = _VALUE_HEAD.size + len(names) + 4 + len(properties) + len(body)
+    small = _SMALL_VARINTS
+    delta = small[offset_delta] if offset_delta < 8192 else _varint(offset_delta)
+    length = small[size] if size < 8192 else _varint(size)
     body_len = 4 + len(delta) + len(length) + size  # 2 + delta + 1 (key) + length + value + 1
-    prefix = bytes((body_len << 1,)) if body_len < 64 else _varint(body_len)
-    return b"".join((prefix, b"\x00\x00", delta, b"\x01", length, value, b"\x00"))
+    prefix = small[body_len] if body_len < 8192 else _varint(body_len)
+    parts.append(b"".join((prefix, b"\x00\x00", delta, b"\x01", length)))
+    parts.append(
+        _VALUE_HEAD.pack(
+            VERSION,
+            1 if message.persistent else 0,
+            message.timestamp,
+            message.expires_at,
+            message.priority,
+        )
+    )
+    parts.append(names)
+    parts.append(_U32.pack(len(properties)))
+    parts.append(properties)
+    parts.append(body)
+    parts.append(b"\x00")
 
 
 def build_batch(messages: list[QueuedMessage]) -> tuple[bytearray, BatchHeader]:
     """One record batch holding ``messages`` in order (offsets patched by the log)."""
-    records = b"".join([_record(encode_value(m), i) for i, m in enumerate(messages)])
+    parts: list[bytes] = []
+    cache: dict[tuple[str, str], bytes] = {}
+    max_timestamp = messages[0].timestamp
+    for index, message in enumerate(messages):
+        key = (message.exchange, message.routing_key)
+        names = cache.get(key)
+        if names is None:
+            names = _names(*key)
+            if len(cache) < _NAMES_CACHE_LIMIT:
+                cache[key] = names
+        _record_parts(message, index, names, parts)
+        if message.timestamp > max_timestamp:
+            max_timestamp = message.timestamp
+    records = b"".join(parts)
     timestamp = messages[0].timestamp
     size = HEADER_SIZE + len(records)
     out = bytearray(size)
@@ -197,7 +242,7 @@ def build_batch(messages: list[QueuedMessage]) -> tuple[bytearray, BatchHeader]:
         0,
         len(messages) - 1,
         timestamp,
-        max(m.timestamp for m in messages),
+        max_timestamp,
         -1,
         -1,
         -1,
