@@ -28,7 +28,7 @@ import functools
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from firth.amqp.codec import LazyHeaders, scan_publish, with_header, with_reply_to
@@ -403,6 +403,7 @@ class Channel:
         exchange = method.exchange
         routing_key = method.routing_key
         vhost = self.vhost
+        names: Collection[str]
         if not exchange and routing_key.startswith(REPLY_TO_PREFIX):
             target = vhost.reply_targets.get(routing_key[len(REPLY_TO_PREFIX) :])
             if target is not None:
@@ -415,7 +416,7 @@ class Channel:
             if exchange:
                 names = vhost.router.route(exchange, routing_key, LazyHeaders(props))
             else:
-                names = {routing_key} if routing_key in vhost.queues else set()
+                names = (routing_key,) if routing_key in vhost.queues else ()
         except RoutingError as error:
             raise amqp_error_for(error, channel=self.number, class_id=60, method_id=40) from None
         if not names:

@@ -251,7 +251,8 @@ class AmqpProtocol(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self.conn
-        while not conn.closed and not self._held:
+        closed = State.CLOSED
+        while conn.state is not closed and not self._held:  # conn.closed, without the property
             try:
                 event = conn.next_event()
                 if event is None:
@@ -282,10 +283,12 @@ class AmqpProtocol(asyncio.Protocol):
         self._flush()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, MethodFrame | Message):
-            method = event.method
+        kind = type(event)  # neither class has subclasses: identity is isinstance, cheaper
+        if kind is Message or kind is MethodFrame:
+            frame = cast("MethodFrame | Message", event)
+            method = frame.method
             handler = HANDLERS.get(type(method))
-            channel = self.channels.get(event.channel)
+            channel = self.channels.get(frame.channel)
             if handler is None or channel is None:
                 raise AmqpConnectionError(
                     ReplyCode.NOT_IMPLEMENTED,
@@ -293,7 +296,7 @@ class AmqpProtocol(asyncio.Protocol):
                     method.CLASS_ID,
                     method.METHOD_ID,
                 )
-            handler(channel, event if isinstance(event, Message) else method)
+            handler(channel, frame if kind is Message else method)
         elif isinstance(event, ChannelOpened):
             self.channels[event.channel] = Channel(self, event.channel)
         elif isinstance(event, ChannelClosed):

@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -529,7 +529,7 @@ class VirtualHost:
     # -- publishing --------------------------------------------------------------------------------
 
     def enqueue(
-        self, names: set[str], message: QueuedMessage
+        self, names: Collection[str], message: QueuedMessage
     ) -> tuple[bool, list[tuple[Log, int]]]:
         """Put ``message`` into each named queue: (refused by any, durability waits)."""
         refused = False
