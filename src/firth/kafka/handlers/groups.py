@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import struct
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from firth.broker.groups import ErrorCode, GroupCoordinator
@@ -24,6 +25,7 @@ from firth.broker.groups.results import CommittedOffset, OffsetFetchResult
 from firth.kafka.handlers import handles
 from firth.kafka.handlers.context import RequestContext
 from firth.kafka.protocol.header import RequestHeader, encode_response_header
+from firth.kafka.protocol.offset_commit import decode_offset_commit
 
 FIND_COORDINATOR, OFFSET_COMMIT, OFFSET_FETCH = 10, 8, 9
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
@@ -273,39 +275,34 @@ def encode_offset_commit_response(
 
 @handles(OFFSET_COMMIT)
 async def offset_commit(ctx: RequestContext) -> bytes:
-    request = ctx.decode()
+    # The hand-written decoder, not kio: this is the one group API on a hot path.
+    request = decode_offset_commit(ctx.header, ctx.frame, ctx.body_offset)
     coordinator = _coordinator(ctx)
     offsets: dict[tuple[str, int], tuple[int, str | None]] = {}
     epochs: dict[tuple[str, int], int] = {}
-    for topic in request.topics:
-        for p in topic.partitions:
-            key = (topic.name, p.partition_index)
-            offsets[key] = (p.committed_offset, p.committed_metadata)
-            epochs[key] = getattr(p, "committed_leader_epoch", -1)
+    for name, partitions in request.topics:
+        for index, offset, epoch, metadata in partitions:
+            key = (name, index)
+            offsets[key] = (offset, metadata)
+            epochs[key] = epoch
     if coordinator is None:
-        errors: dict[Any, ErrorCode] = dict.fromkeys(offsets, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        errors: Mapping[Any, ErrorCode] = dict.fromkeys(
+            offsets, ErrorCode.COORDINATOR_NOT_AVAILABLE
+        )
     else:
-        errors = dict(
-            await coordinator.commit_offsets(
-                request.group_id,
-                request.generation_id_or_member_epoch,
-                request.member_id,
-                getattr(request, "group_instance_id", None),
-                offsets,
-                leader_epochs=epochs,
-            )
+        errors = await coordinator.commit_offsets(
+            request.group_id,
+            request.generation_id_or_member_epoch,
+            request.member_id,
+            request.group_instance_id,
+            offsets,
+            leader_epochs=epochs,
         )
     return encode_offset_commit_response(
         ctx.header,
         [
-            (
-                topic.name,
-                [
-                    (p.partition_index, int(errors[(topic.name, p.partition_index)]))
-                    for p in topic.partitions
-                ],
-            )
-            for topic in request.topics
+            (name, [(p[0], int(errors[(name, p[0])])) for p in partitions])
+            for name, partitions in request.topics
         ],
     )
 
