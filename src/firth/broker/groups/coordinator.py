@@ -964,10 +964,9 @@ class GroupCoordinator:
         Generation -1 with an empty member id is a standalone commit (a group used only to
         store offsets, or an admin resetting them): allowed while the group has no members.
         """
-        keys = [TopicPartition(*key) for key in offsets]
 
         def all_failed(error: ErrorCode) -> dict[TopicPartition, ErrorCode]:
-            return dict.fromkeys(keys, error)
+            return dict.fromkeys((TopicPartition(*key) for key in offsets), error)
 
         error = self._group_id_error(group_id, allow_empty=True)
         if error is not None:
@@ -998,14 +997,13 @@ class GroupCoordinator:
         epochs = leader_epochs or {}
         exists = self.partition_exists
         limit = self.config.max_offset_metadata_bytes
-        for key in keys:
-            offset, metadata = offsets[key]
+        for (topic, partition), (offset, metadata) in offsets.items():
+            key = TopicPartition(topic, partition)
             if not metadata:
                 metadata = ""
             elif len(metadata) * 4 > limit and len(metadata.encode()) > limit:
                 results[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
                 continue
-            topic, partition = key
             if exists is not None and not exists(topic, partition):
                 results[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue

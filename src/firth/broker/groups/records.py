@@ -57,6 +57,8 @@ _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
 _ENTRY_FIXED = struct.Struct(">iqi")  # partition, offset, leader_epoch
 _EMPTY_STR = _U32.pack(0)
+_I64_U32 = struct.Struct(">qI")  # commit_timestamp_ms, entry count
+_COMMIT_TYPE = bytes((COMMIT,))
 
 
 def file_name(sequence: int, suffix: str) -> str:
@@ -124,6 +126,20 @@ def _str(value: str) -> bytes:
     return _U32.pack(len(data)) + data
 
 
+_NAMES: dict[str, bytes] = {}
+_NAMES_LIMIT = 4096
+
+
+def _name(value: str) -> bytes:
+    """`_str` of a group id or topic name, cached: the same few names are written per commit."""
+    encoded = _NAMES.get(value)
+    if encoded is None:
+        if len(_NAMES) >= _NAMES_LIMIT:
+            _NAMES.clear()
+        encoded = _NAMES[value] = _str(value)
+    return encoded
+
+
 def _frame(body: bytes) -> bytes:
     return _FRAME.pack(len(body), crc32c.crc32c(body)) + body
 
@@ -133,19 +149,15 @@ def encode(record: Record) -> bytes:
     parts: list[bytes]
     if isinstance(record, CommitRecord):
         parts = [
-            bytes((COMMIT,)),
-            _str(record.group_id),
-            _I64.pack(record.commit_timestamp_ms),
-            _U32.pack(len(record.entries)),
+            _COMMIT_TYPE,
+            _name(record.group_id),
+            _I64_U32.pack(record.commit_timestamp_ms, len(record.entries)),
         ]
-        topics: dict[str, bytes] = {}  # a commit usually names one topic many times
+        append = parts.append
         for topic, partition, offset, leader_epoch, metadata in record.entries:
-            encoded = topics.get(topic)
-            if encoded is None:
-                encoded = topics[topic] = _str(topic)
-            parts.append(encoded)
-            parts.append(_ENTRY_FIXED.pack(partition, offset, leader_epoch))
-            parts.append(_str(metadata) if metadata else _EMPTY_STR)
+            append(_name(topic))
+            append(_ENTRY_FIXED.pack(partition, offset, leader_epoch))
+            append(_str(metadata) if metadata else _EMPTY_STR)
     elif isinstance(record, DeleteGroupRecord):
         parts = [bytes((DELETE_GROUP,)), _str(record.group_id)]
     elif isinstance(record, DeleteOffsetsRecord):

@@ -137,7 +137,15 @@ class OffsetStore:
         self, group_id: str, entries: Sequence[rec.OffsetEntry], timestamp_ms: int
     ) -> None:
         if entries:
-            await self._submit(rec.CommitRecord(group_id, timestamp_ms, tuple(entries)))
+            # _submit inlined: this is the per-commit hot path.
+            if self._closed:
+                raise GroupStoreError("the offsets store is closed")
+            record = rec.CommitRecord(group_id, timestamp_ms, tuple(entries))
+            future = asyncio.get_running_loop().create_future()
+            self._pending.append((rec.encode(record), record, future))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
+            await future
 
     async def delete_group(self, group_id: str) -> None:
         await self._submit(rec.DeleteGroupRecord(group_id))
