@@ -54,12 +54,21 @@ class PublishInfo:
         self.reply_to: str | None = None
 
 
+_SIMPLE_SCANS: dict[bytes, PublishInfo] = {}
+"""Scans of properties holding at most delivery_mode and priority (nearly every publish), by
+their bytes: at most 2 x 256 x 256 keys of 2-4 bytes, bounded anyway."""
+
+
 def scan_publish(props: bytes) -> PublishInfo:
-    """The properties a publish needs, read without decoding the rest.
+    """The properties a publish needs, read without decoding the rest. The result may be
+    shared between calls: read it, never change it.
 
     ``props`` was accepted by the frame layer only as far as its length; a malformed one may
     raise IndexError/struct.error, which the caller treats as a syntax error.
     """
+    info = _SIMPLE_SCANS.get(props)
+    if info is not None:
+        return info
     info = PublishInfo()
     flags = (props[0] << 8) | props[1]
     if not flags & 0xE7FF:  # at most delivery_mode and priority: they come first
@@ -69,6 +78,8 @@ def scan_publish(props: bytes) -> PublishInfo:
             pos = 3
         if flags & 0x0800:
             info.priority = props[pos]
+        if len(props) <= 4 and len(_SIMPLE_SCANS) < 1024:
+            _SIMPLE_SCANS[props] = info
         return info
     pos = 2
     last = 11 if flags & _NEEDS_STRINGS else 4

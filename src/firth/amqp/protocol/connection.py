@@ -88,6 +88,7 @@ from firth.amqp.protocol.methods import (
     ConnectionTuneOk,
     Method,
     decode_method,
+    decode_publish,
     encode_deliver,
 )
 from firth.amqp.protocol.negotiation import Credentials, connection_start, parse_sasl
@@ -350,7 +351,7 @@ class AmqpConnection:
         class_id, _weight, body_size = _CONTENT_PREFIX.unpack_from(buf, pos + FRAME_HEADER_SIZE)
         if class_id != 60 or body_size > self.max_message_size:
             return None
-        method = decode_method(payload)
+        method = decode_publish(payload)
         header = ContentHeader(
             class_id, body_size, bytes(buf[pos + FRAME_HEADER_SIZE : header_end])
         )
