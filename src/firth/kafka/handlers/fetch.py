@@ -121,10 +121,10 @@ def _read(
                     any_error = True
                     result.records = b""
                 else:
-                    records = data.read_bytes()
-                    result.records = records
-                    total += len(records)
-                    remaining -= len(records)
+                    # File slices, not bytes: the server sends them with sendfile.
+                    result.records = data.slices
+                    total += data.size
+                    remaining -= data.size
             else:
                 result.records = b""
             partition_results.append(result)
