@@ -177,7 +177,12 @@ class KafkaConnection(asyncio.Protocol):
 
     async def _run(self, handler, ctx: RequestContext, slot: _Slot) -> None:  # type: ignore[no-untyped-def]
         try:
-            slot.response = await handler(ctx)
+            response = await handler(ctx)
+            if isinstance(response, list) and self.slots and self.slots[0] is not slot:
+                # It waits behind earlier responses: read its file slices now, while their
+                # descriptors are certainly open (retention closes a retired segment's later).
+                response = [p.read_bytes() if isinstance(p, FileSlice) else p for p in response]
+            slot.response = response
         except CloseConnection as exc:
             self._abort(str(exc))
             return
