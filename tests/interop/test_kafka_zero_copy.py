@@ -1,15 +1,16 @@
 """Fetch sends record bytes from the segment files with sendfile, and the stream stays intact.
 
-Two paths are exercised: a reader that keeps up (every slice goes zero-copy), and a reader with
-a tiny receive buffer that does not read until the whole response is due, so the kernel takes
-only part of a slice and the server must finish it (and everything after it) through memory
-without reordering a byte. Both run on uvloop (what `firth serve` uses) and on asyncio's own
+Three paths are exercised: a reader that keeps up (every slice goes zero-copy); a connection
+whose broker-side send buffer is tiny, so the kernel takes only part of a slice and the server
+must finish it (and everything after it) through memory without reordering a byte; and a
+response that waits behind another, whose slices are read into memory at once. Both run on uvloop (what `firth serve` uses) and on asyncio's own
 loop (what in-process test brokers may use).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import tempfile
 import threading
@@ -94,32 +95,59 @@ def test_consumer_reads_every_byte_sent_with_sendfile(app: FirthApp) -> None:
     assert app.kafka.sendfile_bytes >= record_bytes, "fetches did not go zero-copy"
 
 
-def test_slow_reader_gets_an_intact_stream_when_sendfile_falls_short(app: FirthApp) -> None:
+def read_fetch_records(client: RawClient) -> bytes:
+    """The next Fetch v4 response's records, checked batch by batch (CRC, offsets, values)."""
+    _, response = client.read_response(1, 4)
+    records = response.responses[0].partitions[0].records
+    offset, pos = 0, 0
+    while pos < len(records):
+        size = batch_size_at(records, pos)
+        assert size is not None and pos + size <= len(records)
+        header, batch_records = decode_batch(records, pos)  # checks the CRC
+        for record in batch_records:
+            assert header.base_offset + record.offset_delta == offset
+            assert record.value == value(offset)
+            offset += 1
+        pos += size
+    assert offset == MESSAGES
+    return bytes(records)
+
+
+def shrink_server_send_buffer(app: FirthApp, client: RawClient) -> None:
+    """Give the broker's end of this client's connection a tiny send buffer, so the kernel
+    takes only part of a large response at once."""
+    local = client.sock.getsockname()
+    for connection in app.kafka.connections:
+        transport = connection.transport
+        if transport is not None and transport.get_extra_info("peername")[:2] == local[:2]:
+            server_end = socket.socket(fileno=os.dup(connection.socket_fd or -1))
+            try:
+                server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            finally:
+                server_end.close()
+            return
+    raise AssertionError("the broker has no connection for this client")
+
+
+def test_stream_stays_intact_when_sendfile_falls_short_or_a_response_waits(app: FirthApp) -> None:
     bootstrap = "{}:{}".format(*app.kafka_address)
     produce(bootstrap, "zero-copy-slow")
     with RawClient(bootstrap) as client:
         client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         fields = fetch_fields("zero-copy-slow", 0, 0, max_wait_ms=0)
         fields["max_bytes"] = fields["topics"][0]["partitions"][0]["partition_max_bytes"] = 8 << 20
+        client.request(18, 0, {})  # the connection exists on the broker's side now
+        shrink_server_send_buffer(app, client)
+
+        # One fetch at the head of the line: sendfile starts it, the kernel takes part, and
+        # the rest goes through memory.
         before = app.kafka.sendfile_bytes
-        # Two fetches in flight: the first response fills the socket, so the second one's
-        # slices cannot all go zero-copy.
+        client.send_raw(client.encode_request(1, 4, fields))
+        records = read_fetch_records(client)
+        sent_zero_copy = app.kafka.sendfile_bytes - before
+        assert 0 < sent_zero_copy < len(records), "expected part zero-copy, part through memory"
+
+        # Two fetches pipelined: the second waits behind the first and is read at once.
         client.send_raw(client.encode_request(1, 4, fields) + client.encode_request(1, 4, fields))
-        record_bytes = 0
-        for _ in range(2):
-            _, response = client.read_response(1, 4)
-            records = response.responses[0].partitions[0].records
-            record_bytes += len(records)
-            offset, pos = 0, 0
-            while pos < len(records):
-                size = batch_size_at(records, pos)
-                assert size is not None and pos + size <= len(records)
-                header, batch_records = decode_batch(records, pos)  # checks the CRC
-                for record in batch_records:
-                    assert header.base_offset + record.offset_delta == offset
-                    assert record.value == value(offset)
-                    offset += 1
-                pos += size
-            assert offset == MESSAGES
-    sent_zero_copy = app.kafka.sendfile_bytes - before
-    assert 0 < sent_zero_copy < record_bytes, "expected part zero-copy, part through memory"
+        assert read_fetch_records(client) == records
+        assert read_fetch_records(client) == records
