@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -32,6 +33,13 @@ class Consumed:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
+
+
+def consumed_from_record(r: Any) -> Consumed:
+    """A kafka-python or aiokafka ConsumerRecord (they share the field names) as a Consumed."""
+    return Consumed(
+        r.partition, r.offset, r.key, r.value, tuple((k, v) for k, v in r.headers), r.timestamp
+    )
 
 
 class ConfluentClient:
@@ -164,17 +172,7 @@ class KafkaPythonClient:
         try:
             while len(out) < count and time.monotonic() < deadline:
                 for records in consumer.poll(timeout_ms=500).values():
-                    for r in records:
-                        out.append(
-                            Consumed(
-                                r.partition,
-                                r.offset,
-                                r.key,
-                                r.value,
-                                tuple((k, v) for k, v in r.headers),
-                                r.timestamp,
-                            )
-                        )
+                    out.extend(map(consumed_from_record, records))
         finally:
             consumer.close()
         return out
@@ -236,17 +234,7 @@ class AioKafkaClient:
                 while len(out) < count and time.monotonic() < deadline:
                     batches = await consumer.getmany(timeout_ms=500)
                     for records in batches.values():
-                        for r in records:
-                            out.append(
-                                Consumed(
-                                    r.partition,
-                                    r.offset,
-                                    r.key,
-                                    r.value,
-                                    tuple((k, v) for k, v in r.headers),
-                                    r.timestamp,
-                                )
-                            )
+                        out.extend(map(consumed_from_record, records))
             finally:
                 await consumer.stop()
             return out

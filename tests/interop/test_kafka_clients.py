@@ -224,62 +224,16 @@ def test_auto_create_on_metadata(broker: str, admin: AdminClient) -> None:
 
 def test_idempotent_producer_retry_is_not_duplicated(broker: str, admin: AdminClient) -> None:
     """A retried batch (same producer id, epoch and sequence) gets its first offset back."""
-    import socket
-    import struct
-
-    from firth.kafka.protocol.header import RequestHeader, encode_request_header
-    from firth.kafka.protocol.records import Record, build_batch
+    from .conftest_broker import RawClient, init_producer_id, produce_raw, values_batch
 
     create_topic(admin, "idem", 1)
-
-    # Ask the broker for a producer id through kafka-python's protocol classes would be another
-    # client; here raw InitProducerId v0 keeps the test independent of client retry logic.
-    def request(sock: socket.socket, api_key: int, version: int, corr: int, body: bytes) -> bytes:
-        header = encode_request_header(RequestHeader(api_key, version, corr, "idem-test"))
-        payload = header + body
-        sock.sendall(struct.pack(">i", len(payload)) + payload)
-        size = struct.unpack(">i", recv_exact(sock, 4))[0]
-        return recv_exact(sock, size)
-
-    def recv_exact(sock: socket.socket, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            assert chunk, "connection closed"
-            data += chunk
-        return data
-
-    host, port = broker.split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        # InitProducerId v0: transactional_id null, timeout
-        reply = request(sock, 22, 0, 1, struct.pack(">hi", -1, 60000))
-        _corr, _throttle, error, pid, epoch = struct.unpack(">iihqh", reply)
-        assert error == 0
-        batch = build_batch(
-            [Record(0, 0, b"k", b"v", ())],
-            compression=0,
-            base_timestamp=1,
-            producer_id=pid,
-            producer_epoch=epoch,
-            base_sequence=0,
-        )
-        body = (
-            struct.pack(">hhi", -1, -1, 5000)  # transactional id null, acks=all, timeout
-            + struct.pack(">i", 1)
-            + struct.pack(">h", 4) + b"idem"
-            + struct.pack(">i", 1)
-            + struct.pack(">ii", 0, len(batch)) + batch
-        )  # fmt: skip
-        offsets = []
-        for corr in (2, 3):  # the same batch twice: a retry
-            reply = request(sock, 0, 3, corr, body)
-            # corr, topics[1], name, partitions[1], index, error, base_offset
-            _c, _n, name_len = struct.unpack_from(">iih", reply)
-            pos = 10 + name_len + 4
-            _index, error, base_offset = struct.unpack_from(">ihq", reply, pos)
-            assert error == 0
-            offsets.append(base_offset)
-        assert offsets == [0, 0]
+    # Raw requests keep the test independent of any client's own retry logic.
+    with RawClient(broker) as client:
+        pid, epoch = init_producer_id(client)
+        batch = values_batch([b"v"], producer_id=pid, producer_epoch=epoch, base_sequence=0)
+        first = produce_raw(client, "idem", 0, batch)
+        retry = produce_raw(client, "idem", 0, batch)
+    assert first == retry == (0, 0)  # (error, base offset): the retry gets offset 0 again
     got = CLIENTS[0].consume(broker, "idem", 1, 1, timeout=5)
     assert [(c.offset, c.value) for c in got] == [(0, b"v")]
     from confluent_kafka import Consumer

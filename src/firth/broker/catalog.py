@@ -15,6 +15,7 @@ Producer state snapshots live in `<data>/__meta/producer-state/<topic>-<index>.j
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -287,6 +288,4 @@ class Catalog:
 
 def _new_cluster_id() -> str:
     # Kafka cluster ids are 22-character URL-safe base64 of a UUID.
-    import base64
-
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
