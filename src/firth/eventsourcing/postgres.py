@@ -47,7 +47,7 @@ import psycopg
 import psycopg.errors
 from psycopg.types.json import set_json_loads
 
-from firth.eventsourcing.codec import decode, encode, uuid_from_bytes
+from firth.eventsourcing.codec import decode, encode
 from firth.eventsourcing.errors import (
     EventStoreError,
     LeaseHeld,
@@ -63,6 +63,7 @@ from firth.eventsourcing.records import (
     StreamInfo,
     StreamMetadata,
     StreamState,
+    recorded_events,
 )
 from firth.eventsourcing.schema import (
     ALREADY_STORED,
@@ -117,20 +118,6 @@ _EXPECTED_CODES = {
 def _json_loads(data: str | bytes) -> Any:
     """jsonb loader: the direct scanner of `codec.decode` (psycopg hands over bytes)."""
     return decode(data if isinstance(data, str) else bytes(data).decode())
-
-
-def _row_to_event(row: tuple[Any, ...]) -> RecordedEvent:
-    position, stream_id, version, type_, data, metadata, event_id, recorded_at = row
-    return RecordedEvent(
-        position,
-        stream_id,
-        version,
-        type_,
-        decode(data),
-        decode(metadata) or {},
-        uuid_from_bytes(event_id),
-        recorded_at,
-    )
 
 
 def _qmark_to_pyformat(sql: str) -> str:
@@ -352,7 +339,7 @@ class PostgresEventStore(EventStore):
                 f" ORDER BY version {order} LIMIT %s",
                 params,
             )
-        return [_row_to_event(row) for row in rows]
+        return recorded_events(rows)
 
     def _read_all_page(
         self,
@@ -373,7 +360,7 @@ class PostgresEventStore(EventStore):
         rows = self._query(
             f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT %s", params
         )
-        return [_row_to_event(row) for row in rows]
+        return recorded_events(rows)
 
     def list_streams(self, limit: int | None = None) -> list[StreamInfo]:
         rows = self._query(

@@ -68,17 +68,19 @@ class ProjectionRunner:
         Returns how many were handled (events at or below the checkpoint are skipped)."""
         if not events:
             return 0
-        handled = 0
+        last = events[-1].position
         with self.store.transaction() as tx:
             tx.lock(self.checkpoint_name)
             checkpoint = tx.get_checkpoint(self.checkpoint_name)
+            if last <= checkpoint:
+                return 0
+            if events[0].position <= checkpoint:  # in position order: skip a handled prefix
+                events = [event for event in events if event.position > checkpoint]
+            handle = self.projection.handle
             for event in events:
-                if event.position > checkpoint:
-                    self.projection.handle(event, tx)
-                    handled += 1
-            if events[-1].position > checkpoint:
-                tx.set_checkpoint(self.checkpoint_name, events[-1].position)
-        return handled
+                handle(event, tx)
+            tx.set_checkpoint(self.checkpoint_name, last)
+        return len(events)
 
     def run_until_caught_up(self) -> int:
         """Handle every event stored now after the checkpoint; returns how many were handled."""
