@@ -513,6 +513,117 @@ def test_fast_publish_path_matches_frame_by_frame(
     assert len(expected) == len(bodies)
 
 
+@given(
+    bodies=st.lists(
+        st.tuples(st.sampled_from([1, 2]), st.integers(0, 9000), st.sampled_from([0, 1, 2])),
+        min_size=1,
+        max_size=12,
+    ),
+    cuts=st.lists(st.integers(1, 40000), max_size=10),
+)
+@settings(max_examples=60, deadline=None)
+def test_publish_sink_gets_what_message_events_carry(
+    bodies: list[tuple[int, int, int]], cuts: list[int]
+) -> None:
+    """With a publish sink on channel 1, its single-frame publishes go to the sink with the
+    method's arguments, the raw properties and the body; everything else (channel 2, bodies
+    over one frame, messages split across reads) still comes out as ``Message`` events. In
+    order, and together the same messages as without a sink."""
+    data = b"".join(
+        content(
+            channel,
+            pika.spec.Basic.Publish(
+                exchange="x" * (index % 2), routing_key=f"k{index}", mandatory=bool(bits & 1)
+            ),
+            bytes([index]) * size,
+            frame_max=4096,
+            message_id=str(index),
+        )
+        for index, (channel, size, bits) in enumerate(bodies)
+    )
+    expected = [
+        (m.channel, m.method, m.header.properties_bytes, m.body)
+        for m in feed_bytewise(opened(channels=(1, 2)), data)
+    ]
+    got: list[tuple[int, BasicPublish, bytes, bytes]] = []
+    conn = opened(channels=(1, 2))
+
+    def sink(exchange: str, routing_key: str, bits: int, props: bytes, body: bytes) -> None:
+        assert isinstance(props, bytes) and isinstance(body, bytes)
+        got.append((1, BasicPublish(exchange, routing_key, bool(bits & 1), False), props, body))
+
+    conn.set_publish_sink(1, sink)
+    start = 0
+    for cut in [*sorted({c % (len(data) + 1) for c in cuts}), len(data)]:
+        conn.receive_data(data[start:cut])
+        while (event := conn.next_event()) is not None:
+            assert isinstance(event, Message)
+            got.append((event.channel, event.method, event.header.properties_bytes, event.body))
+        start = max(start, cut)
+    assert got == expected
+
+
+def test_publish_sink_keeps_order_with_other_methods() -> None:
+    conn = opened()
+    seen: list[object] = []
+    conn.set_publish_sink(1, lambda ex, rk, bits, props, body: seen.append(body))
+    publish = pika.spec.Basic.Publish(exchange="", routing_key="q")
+    data = (
+        content(1, publish, b"one")
+        + method(1, pika.spec.Basic.Ack(delivery_tag=7))
+        + content(1, publish, b"two")
+    )
+    conn.receive_data(data)
+    first = conn.next_event()
+    assert seen == [b"one"]
+    assert isinstance(first, MethodFrame) and first.method == BasicAck(7, False)
+    assert conn.next_event() is None
+    assert seen == [b"one", b"two"]
+
+
+def test_publish_sink_error_comes_out_of_next_event_after_the_message() -> None:
+    """What the sink raises is raised by ``next_event``; the message is consumed, and the
+    next one is handled on the following call."""
+    conn = opened()
+    calls: list[bytes] = []
+
+    def sink(exchange: str, routing_key: str, bits: int, props: bytes, body: bytes) -> None:
+        calls.append(body)
+        if body == b"bad":
+            raise AmqpChannelError(ReplyCode.PRECONDITION_FAILED, "no", 60, 40, channel=1)
+
+    conn.set_publish_sink(1, sink)
+    publish = pika.spec.Basic.Publish(exchange="", routing_key="q")
+    conn.receive_data(content(1, publish, b"bad") + content(1, publish, b"good"))
+    with pytest.raises(AmqpChannelError):
+        conn.next_event()
+    assert conn.next_event() is None
+    assert calls == [b"bad", b"good"]
+
+
+def test_publish_with_bad_argument_length_is_a_syntax_error_with_a_sink_too() -> None:
+    conn = opened()
+    conn.set_publish_sink(1, lambda *args: pytest.fail("sink called"))
+    payload = b"\x00\x3c\x00\x28\x00\x00\x00\x01q\x00\x00"  # one byte too many
+    frame = struct.pack(">BHI", 1, 1, len(payload)) + payload + b"\xce"
+    header = b"\x00\x3c\x00\x00" + struct.pack(">Q", 1) + b"\x00\x00"
+    frame += struct.pack(">BHI", 2, 1, len(header)) + header + b"\xce"
+    frame += struct.pack(">BHI", 3, 1, 1) + b"x\xce"
+    conn.receive_data(frame)
+    with pytest.raises(AmqpConnectionError) as caught:
+        conn.next_event()
+    assert caught.value.reply_code == ReplyCode.SYNTAX_ERROR
+
+
+def test_receive_data_accepts_bytearray_and_memoryview() -> None:
+    conn = opened()
+    data = content(1, pika.spec.Basic.Publish(exchange="", routing_key="q"), b"body")
+    conn.receive_data(bytearray(data[:10]))
+    conn.receive_data(memoryview(data)[10:])
+    (message,) = list(conn.events())
+    assert isinstance(message, Message) and message.body == b"body"
+
+
 @pytest.mark.parametrize("size", [0, 10, 4088, 4089, 10000])
 @pytest.mark.parametrize("props", [b"\x00\x00", b"\x10\x00\x02"])
 def test_send_deliver_fast_path_writes_the_same_bytes(size: int, props: bytes) -> None:

@@ -28,10 +28,16 @@ import functools
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from firth.amqp.codec import LazyHeaders, scan_publish, with_header, with_reply_to
+from firth.amqp.codec import (
+    LazyHeaders,
+    PublishInfo,
+    scan_publish,
+    with_header,
+    with_reply_to,
+)
 from firth.amqp.errors import amqp_error_for
 from firth.amqp.protocol import (
     AmqpChannelError,
@@ -347,94 +353,115 @@ class Channel:
     def basic_publish(self, message: Message) -> None:
         method = message.method
         assert isinstance(method, m.BasicPublish)
-        if method.immediate:
-            raise AmqpConnectionError(
-                ReplyCode.NOT_IMPLEMENTED, "immediate=true", method.CLASS_ID, method.METHOD_ID
-            )
-        props = message.header.properties_bytes
+        self.publish(
+            method.exchange,
+            method.routing_key,
+            method.mandatory | (method.immediate << 1),
+            message.header.properties_bytes,
+            message.body,
+        )
+
+    def publish(
+        self, exchange: str, routing_key: str, bits: int, props: bytes, body: bytes
+    ) -> None:
+        """basic.publish: ``bits`` has mandatory in bit 0, immediate in bit 1; ``props`` are
+        the content header's flags and properties as sent. The connection's publish sink for
+        this channel (single-frame messages, parsed in place), and ``basic_publish`` for the
+        rest."""
+        if bits & 2:
+            raise AmqpConnectionError(ReplyCode.NOT_IMPLEMENTED, "immediate=true", 60, 40)
         try:
             info = scan_publish(props)
         except (IndexError, ValueError) as error:
             raise AmqpConnectionError(
                 ReplyCode.SYNTAX_ERROR, f"malformed content header: {error}", 60, 40
             ) from None
-        if info.user_id is not None and info.user_id != self.conn.username:
-            raise self._error(
-                ReplyCode.PRECONDITION_FAILED,
-                f"user_id property set to '{info.user_id}' but authenticated user was "
-                f"'{self.conn.username}'",
-                method,
-            )
         now = time.time_ns() // 1_000_000
         expires_at = -1
-        if info.expiration is not None:
-            text = info.expiration
-            if not text.isdigit():
-                raise self._error(
-                    ReplyCode.PRECONDITION_FAILED,
-                    f"invalid expiration '{text}': must be a non-negative integer (ms)",
-                    method,
+        if not info.plain:
+            if info.user_id is not None and info.user_id != self.conn.username:
+                raise self._publish_error(
+                    f"user_id property set to '{info.user_id}' but authenticated user was "
+                    f"'{self.conn.username}'"
                 )
-            expires_at = now + int(text)
-        if info.reply_to == REPLY_TO:
-            if self.reply_suffix is None:
-                raise self._error(
-                    ReplyCode.PRECONDITION_FAILED,
-                    "fast reply consumer does not exist",
-                    method,
-                )
-            props = with_reply_to(props, REPLY_TO_PREFIX + self.reply_suffix)
+            if info.expiration is not None:
+                text = info.expiration
+                if not text.isdigit():
+                    raise self._publish_error(
+                        f"invalid expiration '{text}': must be a non-negative integer (ms)"
+                    )
+                expires_at = now + int(text)
+            if info.reply_to == REPLY_TO:
+                if self.reply_suffix is None:
+                    raise self._publish_error("fast reply consumer does not exist")
+                props = with_reply_to(props, REPLY_TO_PREFIX + self.reply_suffix)
         self.protocol.published = True
         if self.tx is not None:
-            self.tx.append(("publish", (method, props, message.body, info, now, expires_at)))
+            self.tx.append(
+                ("publish", (exchange, routing_key, bits, props, body, info, now, expires_at))
+            )
             return
-        self._publish(method, props, message.body, info, now, expires_at, None)
+        self._publish(exchange, routing_key, bits, props, body, info, now, expires_at, None)
+
+    def _publish_error(self, text: str) -> AmqpChannelError:
+        return AmqpChannelError(ReplyCode.PRECONDITION_FAILED, text, 60, 40, channel=self.number)
 
     def _publish(
         self,
-        method: m.BasicPublish,
+        exchange: str,
+        routing_key: str,
+        bits: int,
         props: bytes,
         body: bytes,
-        info: Any,
+        info: PublishInfo,
         now: int,
         expires_at: int,
         waits_out: list[Any] | None,
     ) -> None:
-        exchange = method.exchange
-        routing_key = method.routing_key
         vhost = self.vhost
-        names: Collection[str]
-        if not exchange and routing_key.startswith(REPLY_TO_PREFIX):
-            target = vhost.reply_targets.get(routing_key[len(REPLY_TO_PREFIX) :])
-            if target is not None:
-                target(exchange, routing_key, props, body)
-            elif method.mandatory:
-                self._return(exchange, routing_key, props, body)
-            self._confirm_now(_ACK)
-            return
-        try:
-            if exchange:
+        if exchange:
+            try:
                 names = vhost.router.route(exchange, routing_key, LazyHeaders(props))
-            else:
-                names = (routing_key,) if routing_key in vhost.queues else ()
-        except RoutingError as error:
-            raise amqp_error_for(error, channel=self.number, class_id=60, method_id=40) from None
-        if not names:
-            if method.mandatory:
-                self._return(exchange, routing_key, props, body)
-            self._confirm_now(_ACK)
-            return
-        message = QueuedMessage(
-            exchange,
-            routing_key,
-            props,
-            body,
-            persistent=info.delivery_mode == 2,
-            timestamp=now,
-            expires_at=expires_at,
-            priority=info.priority,
-        )
-        refused, waits = vhost.enqueue(names, message)
+            except RoutingError as error:
+                raise amqp_error_for(
+                    error, channel=self.number, class_id=60, method_id=40
+                ) from None
+            if not names:
+                self._unroutable(exchange, routing_key, bits, props, body)
+                return
+            message = QueuedMessage(
+                exchange,
+                routing_key,
+                props,
+                body,
+                info.delivery_mode == 2,
+                now,
+                expires_at,
+                info.priority,
+            )
+            refused, waits = vhost.enqueue(names, message)
+        else:  # the default exchange: the queue of that name, or the reply-to pseudo-queue
+            queue = vhost.queues.get(routing_key)
+            if queue is None:
+                if routing_key.startswith(REPLY_TO_PREFIX):
+                    target = vhost.reply_targets.get(routing_key[len(REPLY_TO_PREFIX) :])
+                    if target is not None:
+                        target(exchange, routing_key, props, body)
+                        self._confirm_now(_ACK)
+                        return
+                self._unroutable(exchange, routing_key, bits, props, body)
+                return
+            message = QueuedMessage(
+                exchange,
+                routing_key,
+                props,
+                body,
+                info.delivery_mode == 2,
+                now,
+                expires_at,
+                info.priority,
+            )
+            refused, waits = vhost.enqueue_one(queue, message)
         if waits_out is not None:
             waits_out.extend(waits)
         if not self.confirming:
@@ -445,6 +472,13 @@ class Channel:
             self._confirm_now(_ACK)
         else:
             self._confirm_later(waits)
+
+    def _unroutable(
+        self, exchange: str, routing_key: str, bits: int, props: bytes, body: bytes
+    ) -> None:
+        if bits & 1:
+            self._return(exchange, routing_key, props, body)
+        self._confirm_now(_ACK)
 
     def _return(self, exchange: str, routing_key: str, props: bytes, body: bytes) -> None:
         self.conn.send_content(
@@ -672,8 +706,10 @@ class Channel:
         waits: list[Any] = []
         for kind, payload in actions:
             if kind == "publish":
-                publish, props, body, info, now, expires_at = payload
-                self._publish(publish, props, body, info, now, expires_at, waits)
+                exchange, routing_key, bits, props, body, info, now, expires_at = payload
+                self._publish(
+                    exchange, routing_key, bits, props, body, info, now, expires_at, waits
+                )
             else:
                 self._settle(kind, payload)
         group_commit = self.protocol.server.group_commit

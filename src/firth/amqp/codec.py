@@ -44,7 +44,7 @@ _REPLY_TO, _EXPIRATION, _USER_ID = 6, 7, 11
 
 
 class PublishInfo:
-    __slots__ = ("delivery_mode", "expiration", "priority", "reply_to", "user_id")
+    __slots__ = ("delivery_mode", "expiration", "plain", "priority", "reply_to", "user_id")
 
     def __init__(self) -> None:
         self.delivery_mode = 0
@@ -52,6 +52,8 @@ class PublishInfo:
         self.expiration: str | None = None
         self.user_id: str | None = None
         self.reply_to: str | None = None
+        self.plain = True
+        """No expiration, user_id or reply_to: nothing for the publisher to check."""
 
 
 _SIMPLE_SCANS: dict[bytes, PublishInfo] = {}
@@ -109,6 +111,7 @@ def scan_publish(props: bytes) -> PublishInfo:
             pos += 4 + size
         else:
             pos += 8
+    info.plain = info.expiration is None and info.user_id is None and info.reply_to is None
     return info
 
 

@@ -298,7 +298,9 @@ class AmqpProtocol(asyncio.Protocol):
                 )
             handler(channel, frame if kind is Message else method)
         elif isinstance(event, ChannelOpened):
-            self.channels[event.channel] = Channel(self, event.channel)
+            channel = Channel(self, event.channel)
+            self.channels[event.channel] = channel
+            self.conn.set_publish_sink(event.channel, channel.publish)
         elif isinstance(event, ChannelClosed):
             closed = self.channels.pop(event.channel, None)
             if closed is not None:

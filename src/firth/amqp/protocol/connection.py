@@ -13,7 +13,10 @@ What it owns:
   → tune → tune-ok → open → open-ok, then ``ConnectionOpened``;
 - channel lifecycle: channel.open/close/close-ok are answered here; other methods on an open
   channel become ``MethodFrame`` events, and content (method + header + bodies) is assembled
-  per channel into one ``Message`` event;
+  per channel into one ``Message`` event; a channel given a publish sink
+  (``set_publish_sink``) has its single-frame basic.publish messages parsed in place and
+  handed to the sink instead, without a ``Message`` or a method object (the publish hot
+  path; the sink runs inside ``next_event``, in order with the events around it);
 - closing: ``close(error)`` sends connection.close and then ignores everything but close and
   close-ok; ``close_channel(error)`` does the same for one channel.
 
@@ -197,6 +200,12 @@ NEGOTIATION_STEPS: dict[State, type[Method]] = {
 """The one connection-class method each negotiation state accepts (besides connection.close)."""
 
 
+PublishSink = Callable[[str, str, int, bytes, bytes], None]
+"""``(exchange, routing_key, bits, properties, body)`` for one basic.publish on its channel: bits
+has mandatory in bit 0 and immediate in bit 1; properties are the content header's flags and
+properties as sent. Called from ``next_event``; what it raises comes out of ``next_event``."""
+
+
 @dataclass(slots=True)
 class _Channel:
     """Per-channel protocol state: closing, and the content being assembled."""
@@ -206,6 +215,7 @@ class _Channel:
     header: ContentHeader | None = None
     parts: list[bytes] = field(default_factory=list)
     received: int = 0
+    sink: PublishSink | None = None
 
 
 Authenticator = Callable[[Credentials], bool]
@@ -245,17 +255,35 @@ class AmqpConnection:
         self.virtual_host = ""
         self.client_properties: dict[str, Any] = {}
         self.channels: dict[int, _Channel] = {}
-        self._in = bytearray()
+        self._in = b""
         self._in_pos = 0
         self._out = bytearray()
         self._framing_broken = False
 
     # -- input -------------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
-        """Buffer bytes from the peer; call ``next_event`` (or iterate ``events``) after."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the peer; call ``next_event`` (or iterate ``events``) after.
+
+        The buffer is immutable ``bytes``: when everything before has been parsed (the common
+        case) it is ``data`` itself, not a copy, and a payload sliced out of it is one copy.
+        """
         if self.state is not State.CLOSED and not self._framing_broken:
-            self._in += data
+            pos = self._in_pos
+            if pos >= len(self._in):
+                self._in = bytes(data)
+            else:
+                self._in = self._in[pos:] + data
+            self._in_pos = 0
+
+    def set_publish_sink(self, channel: int, sink: PublishSink | None) -> None:
+        """Hand the channel's complete single-frame basic.publish messages to ``sink`` inside
+        ``next_event`` instead of making ``Message`` events of them (see ``PublishSink``).
+
+        Ignored if the channel is not open."""
+        state = self.channels.get(channel)
+        if state is not None:
+            state.sink = sink
 
     def events(self) -> Iterator[Event]:
         """Every event the buffered bytes make, in order; raises at the first protocol error."""
@@ -278,6 +306,7 @@ class AmqpConnection:
                 if state is State.AWAIT_HEADER:
                     if not self._read_header():
                         return None
+                    buf = self._in
                     continue
             pos = self._in_pos
             if len(buf) - pos < FRAME_HEADER_SIZE:
@@ -296,13 +325,11 @@ class AmqpConnection:
                 return None
             if buf[end] != FRAME_END:
                 raise self._framing_error(f"frame-end octet {buf[end]:#04x}, expected 0xce")
-            payload = bytes(buf[pos + FRAME_HEADER_SIZE : end])
-            self._in_pos = end + 1
             if (
                 frame_type == FRAME_METHOD
                 and state is State.OPEN
-                and payload.startswith(_PUBLISH_IDS)
                 and channel
+                and buf.startswith(_PUBLISH_IDS, pos + FRAME_HEADER_SIZE)
             ):
                 channel_state = self.channels.get(channel)
                 if (
@@ -310,9 +337,17 @@ class AmqpConnection:
                     and not channel_state.closing
                     and channel_state.method is None
                 ):
-                    published = self._fast_publish(channel, payload)
-                    if published is not None:
-                        return published
+                    self._in_pos = end + 1
+                    sink = channel_state.sink
+                    if sink is not None:
+                        if self._sink_publish(sink, channel, pos + FRAME_HEADER_SIZE, end):
+                            continue
+                    else:
+                        published = self._fast_publish(channel, buf[pos + FRAME_HEADER_SIZE : end])
+                        if published is not None:
+                            return published
+            payload = buf[pos + FRAME_HEADER_SIZE : end]
+            self._in_pos = end + 1
             if frame_type == FRAME_BODY and state is State.OPEN:
                 channel_state = self.channels.get(channel)
                 if channel_state is not None and not channel_state.closing:
@@ -323,6 +358,73 @@ class AmqpConnection:
             event = self._on_frame(frame_type, channel, payload)
             if event is not None:
                 return event
+
+    def _sink_publish(self, sink: PublishSink, channel: int, start: int, end: int) -> bool:
+        """basic.publish (method payload ``buf[start:end]``, already consumed) whose header and
+        single body frame are buffered right behind it on the same channel: parsed in place
+        and given to ``sink``; nothing is built but the strings and byte strings it takes.
+
+        Returns False, consuming nothing after the method, for anything unusual (frames
+        missing, another channel in between, a bad size or frame-end, a class mismatch, an
+        oversized body, arguments that do not add up): the general path then handles it,
+        errors included, exactly as without a sink.
+        """
+        if end - start < 9:  # ids, ticket, two empty short strings, bits
+            return False
+        buf = self._in
+        ex_len = buf[start + 6]
+        ex_end = start + 7 + ex_len
+        if ex_end >= end:
+            return False
+        rk_end = ex_end + 1 + buf[ex_end]
+        if rk_end + 1 != end:
+            return False
+        pos = end + 1
+        available = len(buf)
+        if available - pos < FRAME_HEADER_SIZE:
+            return False
+        frame_type, header_channel, size = FRAME_HEADER_STRUCT.unpack_from(buf, pos)
+        header_end = pos + FRAME_HEADER_SIZE + size
+        if (
+            frame_type != FRAME_HEADER
+            or header_channel != channel
+            or size + FRAME_OVERHEAD > self.frame_max
+            or size < 14
+            or available <= header_end
+            or buf[header_end] != FRAME_END
+        ):
+            return False
+        class_id, _weight, body_size = _CONTENT_PREFIX.unpack_from(buf, pos + FRAME_HEADER_SIZE)
+        if class_id != 60 or body_size > self.max_message_size:
+            return False
+        if body_size:
+            body_start = header_end + 1
+            if available - body_start < FRAME_HEADER_SIZE:
+                return False
+            frame_type, body_channel, size = FRAME_HEADER_STRUCT.unpack_from(buf, body_start)
+            body_end = body_start + FRAME_HEADER_SIZE + size
+            if (
+                frame_type != FRAME_BODY
+                or body_channel != channel
+                or size != body_size
+                or size + FRAME_OVERHEAD > self.frame_max
+                or available <= body_end
+                or buf[body_end] != FRAME_END
+            ):
+                return False
+            body = buf[body_start + FRAME_HEADER_SIZE : body_end]
+            self._in_pos = body_end + 1
+        else:
+            body = b""
+            self._in_pos = header_end + 1
+        sink(
+            buf[start + 7 : ex_end].decode("utf-8", "surrogateescape") if ex_len else "",
+            buf[ex_end + 1 : rk_end].decode("utf-8", "surrogateescape"),
+            buf[rk_end],
+            buf[pos + FRAME_HEADER_SIZE + 12 : header_end],
+            body,
+        )
+        return True
 
     def _fast_publish(self, channel: int, payload: bytes) -> Message | None:
         """basic.publish whose header and single body frame are already buffered right behind
@@ -352,9 +454,7 @@ class AmqpConnection:
         if class_id != 60 or body_size > self.max_message_size:
             return None
         method = decode_publish(payload)
-        header = ContentHeader(
-            class_id, body_size, bytes(buf[pos + FRAME_HEADER_SIZE : header_end])
-        )
+        header = ContentHeader(class_id, body_size, buf[pos + FRAME_HEADER_SIZE : header_end])
         if body_size == 0:
             self._in_pos = header_end + 1
             return Message(channel, method, header, b"")
@@ -373,19 +473,19 @@ class AmqpConnection:
         ):
             return None
         self._in_pos = body_end + 1
-        return Message(channel, method, header, bytes(buf[pos + FRAME_HEADER_SIZE : body_end]))
+        return Message(channel, method, header, buf[pos + FRAME_HEADER_SIZE : body_end])
 
     def _framing_error(self, text: str) -> AmqpConnectionError:
         """The stream cannot be resynchronised after a bad frame: drop what is buffered and all
         that follows; ``close()`` then ends the connection outright."""
         self._framing_broken = True
-        self._in.clear()
+        self._in = b""
         self._in_pos = 0
         return frame_error(text)
 
     def _compact(self) -> None:
         if self._in_pos:
-            del self._in[: self._in_pos]
+            self._in = self._in[self._in_pos :]
             self._in_pos = 0
 
     def _read_header(self) -> bool:
@@ -394,7 +494,7 @@ class AmqpConnection:
             self._fail_header(got)
         if len(got) < 8:
             return False
-        del self._in[:8]
+        self._in = self._in[8:]
         self._send_method(0, connection_start(self._capabilities))
         self.state = State.AWAIT_START_OK
         return True
@@ -402,7 +502,7 @@ class AmqpConnection:
     def _fail_header(self, got: bytes) -> None:
         self._out += PROTOCOL_HEADER
         self.state = State.CLOSED
-        self._in.clear()
+        self._in = b""
         raise ProtocolHeaderError(got)
 
     # -- frames ------------------------------------------------------------------------------------

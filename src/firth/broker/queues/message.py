@@ -54,7 +54,6 @@ class QueuedMessage:
         routing_key: str,
         properties: bytes,
         body: bytes,
-        *,
         persistent: bool = False,
         timestamp: int = 0,
         expires_at: int = -1,

@@ -548,6 +548,16 @@ class VirtualHost:
                 refused = True
         return refused, waits
 
+    def enqueue_one(
+        self, queue: Queue, message: QueuedMessage
+    ) -> tuple[bool, list[tuple[Log, int]]]:
+        """``enqueue`` for one queue already looked up (the default exchange's publish)."""
+        result = queue.publish(message)
+        if result > 0:
+            assert queue.store is not None and queue.store.log is not None
+            return False, [(queue.store.log, result)]
+        return result == REFUSED, []
+
     # -- dead-lettering ----------------------------------------------------------------------------
 
     def dead_letter(self, queue: Queue, message: QueuedMessage, reason: str) -> None:
