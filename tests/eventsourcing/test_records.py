@@ -122,3 +122,14 @@ def test_a_store_reads_back_what_it_stored(tmp_path: Path) -> None:
         assert read == list(store.read_stream("account-9"))
     finally:
         store.close()
+
+
+def test_read_times_are_the_stored_times_to_the_microsecond(store: EventStore) -> None:
+    """Reads carry the time as seconds since the epoch and decode it on access; it must be
+    the very time stored (list_streams reads the column as a timestamp)."""
+    for number in range(5):
+        store.append(f"clock-{number}", [NewEvent("Ticked", {"n": number})])
+    by_stream = {info.stream_id: info.last_recorded_at for info in store.list_streams()}
+    for event in store.read_all():
+        assert event.recorded_at == by_stream[event.stream_id]
+        assert event.recorded_at.tzinfo is not None
