@@ -170,6 +170,10 @@ class Queue:
         """Redeliveries carry x-delivery-count (quorum queues, or any with a delivery limit)."""
         self.levels = [_Level() for _ in range(self.args.max_priority + 1)]
         self._single = len(self.levels) == 1
+        self._limited = self.args.max_length is not None or self.args.max_length_bytes is not None
+        """A length limit applies (the arguments never change after declare)."""
+        self._plain = self._single and not self._limited and self.args.message_ttl is None
+        """No limit, no queue TTL, one priority level: ``publish`` takes its short path."""
         self.ready_count = 0
         self.ready_bytes = 0
         self._unacked: dict[int, QueuedMessage] = {}
@@ -203,6 +207,24 @@ class Queue:
 
     def publish(self, message: QueuedMessage) -> int:
         """Add a message; returns REFUSED, 0, or the log end offset to wait durable for."""
+        if self._plain:  # the common queue: what the general path below does, inlined
+            wait = 0
+            store = self.store
+            if store is not None and message.persistent:
+                wait = store.append(message)
+                self.host.journal_dirty(store)
+            message.seq = self._next_seq
+            self._next_seq += 1
+            self.levels[0].fresh.append(message)
+            self.ready_count += 1
+            self.ready_bytes += len(message.body)
+            self.published += 1
+            if self.consumers:
+                self.dispatch(message.timestamp)
+            if message.expires_at >= 0:
+                self._expire_heads(self.host.now_ms())
+                self._schedule_expiry()
+            return wait
         args = self.args
         if args.overflow != "drop-head" and (
             (args.max_length is not None and self.ready_count >= args.max_length)
@@ -225,7 +247,7 @@ class Queue:
             self.host.journal_dirty(store)
         self._enqueue(message)
         self.published += 1
-        if args.max_length is not None or args.max_length_bytes is not None:
+        if self._limited:
             self._enforce_length()
         if self.consumers:
             self.dispatch(message.timestamp)
