@@ -105,7 +105,7 @@ _COLUMNS = (
     "position, stream_id, version, type, data::text, metadata::text, uuid_send(event_id),"
     " extract(epoch FROM recorded_at)::float8"
 )
-# The whole append (lock, checks, insert, notify) is the server-side function of migration 2,
+# The whole append (lock, checks, insert, notify) is the server-side function of migrations 2-3,
 # run as a single autocommit statement: one round trip, its own transaction, and the append lock
 # is held only while the server works and commits, never while this process is scheduled.
 _APPEND = "SELECT status, version FROM firth_append(%s, %s, %s, %b::uuid[], %b::text[], %b::text[], %b::text[])"
