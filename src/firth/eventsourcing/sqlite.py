@@ -304,7 +304,12 @@ class SqliteEventStore(EventStore):
                     size = min(_INSERT_ROWS, 1 << ((total - start).bit_length() - 1))
                     params: list[Any] = [stream_id, current + start, category, now]
                     for event in events[start : start + size]:
-                        params += (event.event_id.bytes, event.type, event.data, event.metadata)
+                        params += (  # UUID.bytes, without its Python-level property call
+                            event.event_id.int.to_bytes(16, "big"),
+                            event.type,
+                            event.data,
+                            event.metadata,
+                        )
                     db.execute(_insert_sql(size), params)
                     start += size
                 if deleted:
