@@ -662,6 +662,46 @@ async def test_member_commits_and_per_partition_errors(h: Harness) -> None:
 
 
 @scenario()
+async def test_a_failed_store_write_fails_only_the_partitions_it_held(h: Harness) -> None:
+    h.known_partitions = {("t", 0), ("t", 1)}
+    store = h.coordinator.store
+    real_write = store._write_batch
+
+    def failing(data: bytes) -> None:
+        store._write_batch = real_write  # type: ignore[method-assign]
+        raise OSError(5, "Input/output error")
+
+    store._write_batch = failing  # type: ignore[method-assign]
+    offsets = {("t", 0): (5, "x"), ("t", 1): (6, "y" * 5000), ("missing", 0): (1, None)}
+    pending = h.coordinator.start_commit("g", -1, "", None, offsets)
+    assert pending.durable is not None and not pending.durable.done()
+    result = await h.coordinator.commit_offsets("g", -1, "", None, offsets)
+    expected = {
+        ("t", 0): ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ("t", 1): ErrorCode.OFFSET_METADATA_TOO_LARGE,
+        ("missing", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    }
+    assert result == expected  # the same batch as `pending`, which failed too
+    assert pending.durable.done()
+    assert pending.outcome() == expected
+    assert h.coordinator.fetch_offsets("g", None).offsets == {}
+    # The store goes on: the next commit is durable.
+    again = await h.coordinator.commit_offsets("g", -1, "", None, {("t", 0): (7, None)})
+    assert again == {("t", 0): ErrorCode.NONE}
+
+
+@scenario()
+async def test_start_commit_answers_at_once_when_nothing_is_written(h: Harness) -> None:
+    h.known_partitions = set()
+    pending = h.coordinator.start_commit("g", -1, "", None, {("t", 0): (5, None)})
+    assert pending.durable is None
+    assert pending.outcome() == {("t", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
+    stale = h.coordinator.start_commit("other", 3, "m", None, {("t", 0): (5, None)})
+    assert stale.durable is None
+    assert stale.outcome() == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+
+
+@scenario()
 async def test_delete_groups(h: Harness) -> None:
     c = h.coordinator
     await form_group(h, 1)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from firth.broker.groups import records as rec
+from firth.broker.groups.errors import GroupStoreError
 from firth.broker.groups.results import TopicPartition
 from firth.broker.groups.store import OffsetStore
 
@@ -244,6 +245,53 @@ def test_values_are_applied_only_once_durable(tmp_path: Path) -> None:
         assert not store.has_offsets("g") or task.done()
         await task
         assert store.has_offsets("g")
+        await store.close()
+
+    asyncio.run(body())
+
+
+def test_a_batch_shares_one_future_and_a_cancelled_waiter_leaves_it_alone(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = OffsetStore.open(tmp_path)
+        first = store.submit_commit("a", entries(1), 1)
+        await asyncio.sleep(0)  # the flusher takes that batch and starts writing it
+        second = store.submit_commit("b", entries(1), 2)
+        third = store.submit_commit("c", entries(1), 3)
+        assert second is third  # queued behind the write in flight: one batch, one future
+        assert second is not first
+        # Two callers in one batch; one goes away. Had it cancelled the shared future, the
+        # other's wait would end in CancelledError.
+        waiters = [asyncio.ensure_future(store.commit(g, entries(1), 4)) for g in "de"]
+        await asyncio.sleep(0)
+        waiters[0].cancel()
+        await asyncio.gather(first, second, waiters[1])
+        assert waiters[0].cancelled()
+        await store.close()
+
+    asyncio.run(body())
+    reopened = OffsetStore.open(tmp_path)
+    # The cancelled caller only stopped waiting: its record was submitted and made durable.
+    assert sorted(reopened.group_ids()) == ["a", "b", "c", "d", "e"]
+    asyncio.run(reopened.close())
+
+
+def test_a_failed_write_fails_its_whole_batch_and_the_store_goes_on(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = OffsetStore.open(tmp_path)
+        real_write = store._write_batch
+
+        def failing(data: bytes) -> None:
+            store._write_batch = real_write  # type: ignore[method-assign]
+            raise OSError(28, "No space left on device")
+
+        store._write_batch = failing  # type: ignore[method-assign]
+        failed = store.submit_commit("a", entries(1), 1)
+        with pytest.raises(GroupStoreError):
+            await asyncio.gather(store.commit("b", entries(1), 1), failed)
+        assert failed.done() and isinstance(failed.exception(), GroupStoreError)
+        assert not store.has_offsets("a") and not store.has_offsets("b")
+        await store.commit("c", entries(1), 2)
+        assert store.has_offsets("c")
         await store.close()
 
     asyncio.run(body())

@@ -4,7 +4,9 @@ Per connection: bytes go into a FrameReader; each complete frame's header is par
 request handed to its handler as a task. Handlers of one connection run concurrently (so the
 pipelined produce requests of one client share group-commit fsyncs), but they start in arrival
 order, and responses are written strictly in request order, as the Kafka protocol requires: a
-finished response waits in its slot until every earlier one is written.
+finished response waits in its slot until every earlier one is written. A handler that is a
+plain function returning a `Deferred` (OffsetCommit) runs at once instead, and its slot is
+completed by a callback on the one future it waits for: no task per request.
 
 Responses that become ready in the same event-loop iteration (a group-commit round wakes every
 produce it made durable at once) are written together: completion schedules one flush per
@@ -24,12 +26,15 @@ import asyncio
 import logging
 import os
 from collections import deque
+from collections.abc import Awaitable
+from functools import partial
 from typing import Any
 
 from firth.broker.broker import Broker
 from firth.kafka.handlers import HANDLERS, RequestContext, Response
 from firth.kafka.handlers.api_versions import advertised_apis
 from firth.kafka.handlers.context import CloseConnection, Listener
+from firth.kafka.handlers.deferred import Deferred
 from firth.kafka.protocol.codec import api_versions_error_response
 from firth.kafka.protocol.errors import ProtocolError as KafkaProtocolError
 from firth.kafka.protocol.framing import FrameError, FrameReader
@@ -65,6 +70,10 @@ class KafkaConnection(asyncio.Protocol):
         self.peer_host = ""
         self.slots: deque[_Slot] = deque()
         self.tasks: set[asyncio.Task[None]] = set()
+        """Handler tasks of this connection (cancelled if it goes away)."""
+        self.waits: set[asyncio.Future[Any]] = set()
+        """Futures that Deferred answers of this connection wait on; shared, so never
+        cancelled here (a graceful drain waits for them like for the tasks)."""
         self.write_scheduled = False
         self.paused_by_us = False
         self.write_paused = False
@@ -169,39 +178,76 @@ class KafkaConnection(asyncio.Protocol):
         )
         slot = _Slot()
         self.slots.append(slot)
+        try:
+            answer = handler(ctx)
+        except Exception as exc:  # a plain-function handler failed before returning
+            self._failed(ctx, exc)
+            return
+        if type(answer) is Deferred:
+            future = answer.future
+            if future is None or future.done():
+                self._finish_deferred(answer, ctx, slot)
+                return
+            if future not in self.waits:
+                # Shared with other requests (a whole fsync batch): waited on, never cancelled.
+                self.waits.add(future)
+                future.add_done_callback(self.waits.discard)
+            future.add_done_callback(partial(self._deferred_done, answer, ctx, slot))
+            return
         if header.api_key == FETCH_KEY:
             self.fetches_in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._run(handler, ctx, slot))
+        task = asyncio.get_running_loop().create_task(self._run(answer, ctx, slot))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _run(self, handler, ctx: RequestContext, slot: _Slot) -> None:  # type: ignore[no-untyped-def]
+    async def _run(self, answer: Awaitable[Response], ctx: RequestContext, slot: _Slot) -> None:
         try:
-            response = await handler(ctx)
-            if isinstance(response, list) and self.slots and self.slots[0] is not slot:
-                # It waits behind earlier responses: read its file slices now, while their
-                # descriptors are certainly open (retention closes a retired segment's later).
-                response = [p.read_bytes() if isinstance(p, FileSlice) else p for p in response]
-            slot.response = response
-        except CloseConnection as exc:
-            self._abort(str(exc))
-            return
-        except KafkaProtocolError as exc:
-            self._abort(f"malformed {ctx.header.api_key} v{ctx.header.api_version}: {exc}")
-            return
+            response = await answer
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception(
-                "handler for API key %d v%d failed; closing the connection",
-                ctx.header.api_key,
-                ctx.header.api_version,
-            )
-            self._abort("internal error")
+        except Exception as exc:
+            self._failed(ctx, exc)
             return
         finally:
             if ctx.header.api_key == FETCH_KEY:
                 self.fetches_in_flight -= 1
+        self._complete(slot, response)
+
+    def _deferred_done(
+        self, answer: Deferred, ctx: RequestContext, slot: _Slot, _future: asyncio.Future[Any]
+    ) -> None:
+        if not self.closing:
+            self._finish_deferred(answer, ctx, slot)
+
+    def _finish_deferred(self, answer: Deferred, ctx: RequestContext, slot: _Slot) -> None:
+        try:
+            response = answer.finish()
+        except Exception as exc:
+            self._failed(ctx, exc)
+            return
+        self._complete(slot, response)
+
+    def _failed(self, ctx: RequestContext, exc: Exception) -> None:
+        """A handler raised instead of answering: close the connection (logged if unexpected)."""
+        if isinstance(exc, CloseConnection):
+            self._abort(str(exc))
+        elif isinstance(exc, KafkaProtocolError):
+            self._abort(f"malformed {ctx.header.api_key} v{ctx.header.api_version}: {exc}")
+        else:
+            logger.error(
+                "handler for API key %d v%d failed; closing the connection",
+                ctx.header.api_key,
+                ctx.header.api_version,
+                exc_info=exc,
+            )
+            self._abort("internal error")
+
+    def _complete(self, slot: _Slot, response: Response) -> None:
+        if isinstance(response, list) and self.slots and self.slots[0] is not slot:
+            # It waits behind earlier responses: read its file slices now, while their
+            # descriptors are certainly open (retention closes a retired segment's later).
+            response = [p.read_bytes() if isinstance(p, FileSlice) else p for p in response]
+        slot.response = response
         slot.done = True
         if not self.write_scheduled:
             self.write_scheduled = True
@@ -362,7 +408,7 @@ class KafkaServer:
         for connection in list(self.connections):
             connection.start_draining()
         while any(not c.idle for c in self.connections) and loop.time() < deadline:
-            pending = [t for c in self.connections for t in c.tasks]
+            pending = [t for c in self.connections for t in (*c.tasks, *c.waits)]
             if not pending:
                 break
             await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))

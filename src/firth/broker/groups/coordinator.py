@@ -39,6 +39,7 @@ forgotten after `empty_group_retention_ms`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -60,6 +61,7 @@ from firth.broker.groups.results import (
     MemberLeaveResult,
     OffsetDeleteResult,
     OffsetFetchResult,
+    PendingCommit,
     SyncResult,
     TopicPartition,
 )
@@ -959,14 +961,34 @@ class GroupCoordinator:
         offsets: OffsetCommits,
         leader_epochs: Mapping[tuple[str, int], int] | None = None,
     ) -> dict[TopicPartition, ErrorCode]:
-        """Commit offsets durably; answers once the record is fsynced.
+        """Commit offsets durably; answers once the record is fsynced (see `start_commit`)."""
+        pending = self.start_commit(
+            group_id, generation, member_id, group_instance_id, offsets, leader_epochs
+        )
+        if pending.durable is not None:
+            # Shielded: the store's future is shared by the whole batch.
+            with contextlib.suppress(GroupStoreError):
+                await asyncio.shield(pending.durable)
+        return pending.outcome()
+
+    def start_commit(
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: OffsetCommits,
+        leader_epochs: Mapping[tuple[str, int], int] | None = None,
+    ) -> PendingCommit:
+        """Validate a commit and hand its record to the store, without waiting: the answers
+        are final once `durable` is done (they are NONE only for what the store made durable).
 
         Generation -1 with an empty member id is a standalone commit (a group used only to
         store offsets, or an admin resetting them): allowed while the group has no members.
         """
 
-        def all_failed(error: ErrorCode) -> dict[TopicPartition, ErrorCode]:
-            return dict.fromkeys((TopicPartition(*key) for key in offsets), error)
+        def all_failed(error: ErrorCode) -> PendingCommit:
+            return PendingCommit(dict.fromkeys((TopicPartition(*key) for key in offsets), error))
 
         error = self._group_id_error(group_id, allow_empty=True)
         if error is not None:
@@ -1009,12 +1031,15 @@ class GroupCoordinator:
                 continue
             results[key] = ErrorCode.NONE
             entries.append(OffsetEntry(topic, partition, offset, epochs.get(key, -1), metadata))
+        if not entries:
+            return PendingCommit(results)
         try:
-            await self.store.commit(group_id, entries, self.timers.wall_ms())
+            durable = self.store.submit_commit(group_id, entries, self.timers.wall_ms())
         except GroupStoreError as exc:
             for entry in entries:
                 results[entry.key] = exc.code
-        return results
+            return PendingCommit(results)
+        return PendingCommit(results, durable)
 
     def fetch_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]] | None

@@ -6,10 +6,11 @@ of any protocol.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from firth.broker.groups.errors import ErrorCode
+from firth.broker.groups.errors import ErrorCode, GroupStoreError
 
 
 class TopicPartition(NamedTuple):
@@ -114,3 +115,28 @@ class OffsetFetchResult:
 class OffsetDeleteResult:
     error: ErrorCode
     partitions: dict[TopicPartition, ErrorCode] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PendingCommit:
+    """An offset commit handed to the store: each partition's answer, final once `durable`
+    (the store's batch future, shared with other commits: never cancel it) is done. None:
+    nothing was written, the answers are final now."""
+
+    results: dict[TopicPartition, ErrorCode]
+    durable: asyncio.Future[None] | None = None
+
+    def outcome(self) -> dict[TopicPartition, ErrorCode]:
+        """The answers, once `durable` is done: a failed write fails every partition it held."""
+        durable = self.durable
+        if durable is not None:
+            failure = durable.exception()
+            if failure is not None:
+                if not isinstance(failure, GroupStoreError):
+                    raise failure
+                code = failure.code
+                results = self.results
+                for key, error in results.items():
+                    if error == ErrorCode.NONE:
+                        results[key] = code
+        return self.results

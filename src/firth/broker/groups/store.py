@@ -14,7 +14,9 @@ dependency on the topic catalog, and snapshots bound both the file and the repla
 Durability: `commit`, `delete_group` and `delete_offsets` return only once their record is
 fsynced. Records submitted while a write is in flight wait in a queue and go to disk together
 with one write and one fsync in a worker thread (group commit), so many committers share the cost
-of one fsync. The in-memory table changes only after the record is durable, in submission order,
+of one fsync. Each batch has one future, shared by every record in it: `submit_commit` hands it
+out (the hot path waits on it without a coroutine), and the awaiting methods wait on it through
+`asyncio.shield`, so a caller that goes away never cancels its batch-mates' wait. The in-memory table changes only after the record is durable, in submission order,
 so a reader never sees an offset that a crash could take back, and the table always equals a
 replay of the files.
 
@@ -95,7 +97,9 @@ class OffsetStore:
         self._fd = -1
         self._log_bytes = 0
         self._rotate_before_next_write = False
-        self._pending: list[tuple[bytes, rec.Record, asyncio.Future[None]]] = []
+        self._pending: list[tuple[bytes, rec.Record]] = []
+        self._pending_future: asyncio.Future[None] | None = None
+        """The future of the batch `_pending` will be written in (None while it is empty)."""
         self._flusher: asyncio.Task[None] | None = None
         self._snapshotter: asyncio.Task[None] | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="firth-offsets-log")
@@ -137,15 +141,18 @@ class OffsetStore:
         self, group_id: str, entries: Sequence[rec.OffsetEntry], timestamp_ms: int
     ) -> None:
         if entries:
-            # _submit inlined: this is the per-commit hot path.
-            if self._closed:
-                raise GroupStoreError("the offsets store is closed")
-            record = rec.CommitRecord(group_id, timestamp_ms, tuple(entries))
-            future = asyncio.get_running_loop().create_future()
-            self._pending.append((rec.encode(record), record, future))
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
-            await future
+            await asyncio.shield(self.submit_commit(group_id, entries, timestamp_ms))
+
+    def submit_commit(
+        self, group_id: str, entries: Sequence[rec.OffsetEntry], timestamp_ms: int
+    ) -> asyncio.Future[None]:
+        """Queue a commit record; the returned future (shared by the record's whole batch, so
+        never cancel it) resolves once the record is fsynced and applied, or fails with
+        GroupStoreError. `entries` must not be empty."""
+        if self._closed:
+            raise GroupStoreError("the offsets store is closed")
+        record = rec.CommitRecord(group_id, timestamp_ms, tuple(entries))
+        return self._enqueue(rec.encode(record), record)
 
     async def delete_group(self, group_id: str) -> None:
         await self._submit(rec.DeleteGroupRecord(group_id))
@@ -192,20 +199,26 @@ class OffsetStore:
     async def _submit(self, record: rec.Record) -> None:
         if self._closed:
             raise GroupStoreError("the offsets store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((rec.encode(record), record, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush_pending())
-        # A caller that goes away cancels only its own wait: the flusher owns the write and
-        # skips futures that are already done.
-        await future
+        await asyncio.shield(self._enqueue(rec.encode(record), record))
+
+    def _enqueue(self, encoded: bytes, record: rec.Record) -> asyncio.Future[None]:
+        """Add a record to the next batch and return that batch's future."""
+        future = self._pending_future
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self._pending_future = loop.create_future()
+            if self._flusher is None or self._flusher.done():
+                self._flusher = loop.create_task(self._flush_pending())
+        self._pending.append((encoded, record))
+        return future
 
     async def _flush_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending, []
-            data = b"".join(encoded for encoded, _, _ in batch)
+            future, self._pending_future = self._pending_future, None
+            assert future is not None
+            data = b"".join([encoded for encoded, _ in batch])
             try:
                 await loop.run_in_executor(self._writer, self._write_batch, data)
             except OSError as exc:
@@ -213,15 +226,15 @@ class OffsetStore:
                 # that they stay readable behind it.
                 self._rotate_before_next_write = True
                 logger.error("offsets store write failed: %s", exc)
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(GroupStoreError(str(exc)))
+                if not future.done():
+                    future.set_exception(GroupStoreError(str(exc)))
+                    future.exception()  # retrieved here: nobody may be waiting any more
                 continue
             self.fsyncs += 1
-            for _, record, future in batch:
+            for _, record in batch:
                 self._apply(record)
-                if not future.done():
-                    future.set_result(None)
+            if not future.done():
+                future.set_result(None)
             if self._log_bytes >= self._compact_after_bytes and (
                 self._snapshotter is None or self._snapshotter.done()
             ):

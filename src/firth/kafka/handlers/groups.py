@@ -21,9 +21,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from firth.broker.groups import ErrorCode, GroupCoordinator
-from firth.broker.groups.results import CommittedOffset, OffsetFetchResult
+from firth.broker.groups.results import (
+    CommittedOffset,
+    OffsetFetchResult,
+    PendingCommit,
+    TopicPartition,
+)
 from firth.kafka.handlers import handles
 from firth.kafka.handlers.context import RequestContext
+from firth.kafka.handlers.deferred import Deferred
 from firth.kafka.protocol.header import RequestHeader, encode_response_header
 from firth.kafka.protocol.offset_commit import decode_offset_commit
 
@@ -274,8 +280,10 @@ def encode_offset_commit_response(
 
 
 @handles(OFFSET_COMMIT)
-async def offset_commit(ctx: RequestContext) -> bytes:
-    # The hand-written decoder, not kio: this is the one group API on a hot path.
+def offset_commit(ctx: RequestContext) -> Deferred:
+    """Not a coroutine: the only wait is the offsets store's fsync batch, which the server
+    waits on with a callback (see `Deferred`); the hand-written decoder and encoder, not kio.
+    This is the one group API on a hot path (consumers commit after every batch)."""
     request = decode_offset_commit(ctx.header, ctx.frame, ctx.body_offset)
     coordinator = _coordinator(ctx)
     offsets: dict[tuple[str, int], tuple[int, str | None]] = {}
@@ -286,11 +294,13 @@ async def offset_commit(ctx: RequestContext) -> bytes:
             offsets[key] = (offset, metadata)
             epochs[key] = epoch
     if coordinator is None:
-        errors: Mapping[Any, ErrorCode] = dict.fromkeys(
-            offsets, ErrorCode.COORDINATOR_NOT_AVAILABLE
+        pending = PendingCommit(
+            dict.fromkeys(
+                (TopicPartition(*key) for key in offsets), ErrorCode.COORDINATOR_NOT_AVAILABLE
+            )
         )
     else:
-        errors = await coordinator.commit_offsets(
+        pending = coordinator.start_commit(
             request.group_id,
             request.generation_id_or_member_epoch,
             request.member_id,
@@ -298,13 +308,18 @@ async def offset_commit(ctx: RequestContext) -> bytes:
             offsets,
             leader_epochs=epochs,
         )
-    return encode_offset_commit_response(
-        ctx.header,
-        [
-            (name, [(p[0], int(errors[(name, p[0])])) for p in partitions])
-            for name, partitions in request.topics
-        ],
-    )
+
+    def finish() -> bytes:
+        errors: Mapping[Any, ErrorCode] = pending.outcome()
+        return encode_offset_commit_response(
+            ctx.header,
+            [
+                (name, [(p[0], int(errors[(name, p[0])])) for p in partitions])
+                for name, partitions in request.topics
+            ],
+        )
+
+    return Deferred(pending.durable, finish)
 
 
 def _fetched_topics(
