@@ -47,7 +47,7 @@ import psycopg
 import psycopg.errors
 from psycopg.types.json import set_json_loads
 
-from firth.eventsourcing.codec import decode, encode
+from firth.eventsourcing.codec import decode, encode, encode_unchecked
 from firth.eventsourcing.errors import (
     EventStoreError,
     LeaseHeld,
@@ -105,10 +105,10 @@ _COLUMNS = (
     "position, stream_id, version, type, data::text, metadata::text, uuid_send(event_id),"
     " extract(epoch FROM recorded_at)::float8"
 )
-# The whole append (lock, checks, insert, notify) is the server-side function of migrations 2-3,
+# The whole append (lock, checks, insert, notify) is the server-side function of migrations 2-4,
 # run as a single autocommit statement: one round trip, its own transaction, and the append lock
 # is held only while the server works and commits, never while this process is scheduled.
-_APPEND = "SELECT status, version FROM firth_append(%s, %s, %s, %b::uuid[], %b::text[], %b::text[], %b::text[])"
+_APPEND = "SELECT status, version FROM firth_append(%s, %s, %s, %b::uuid[], %s, %s, %s)"
 _EXPECTED_CODES = {
     StreamState.ANY: EXPECT_ANY,
     StreamState.NO_STREAM: EXPECT_NO_STREAM,
@@ -278,9 +278,9 @@ class PostgresEventStore(EventStore):
                             category,
                             code,
                             [event.event_id for event in events],
-                            [event.type for event in events],
-                            [event.data for event in events],
-                            [event.metadata for event in events],
+                            encode_unchecked([event.type for event in events]),
+                            "[" + ",".join([event.data for event in events]) + "]",
+                            "[" + ",".join([event.metadata or "null" for event in events]) + "]",
                         ),
                     )
                     .fetchone()
