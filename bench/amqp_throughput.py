@@ -15,7 +15,9 @@ Rows (100-byte messages by default):
 3. transient queue, transient messages, no confirms: publish rate (until a passive declare
    counts them all), then consume rate;
 4. ``--measure-latency``: publish at ``--rate`` (1,000 msgs/s) for ``--latency-seconds`` to a
-   consumer; end-to-end p50/p99 from a timestamp in the body.
+   consumer; end-to-end p50/p99 from a timestamp in the body. The same run also measures the
+   machine's floor: a round trip through a trivial echo server (another uvloop process) at the
+   same rate and size, so a p99 can be read against what the machine does with no broker.
 
 Targets: by default a Firth broker started for the run (``firth serve``, fsync on, fresh temp
 folder); ``--url`` measures any broker instead; ``--rabbitmq`` also starts a throwaway
@@ -312,6 +314,72 @@ async def latency(url: str, queue: str, rate: int, seconds: float, size: int) ->
     return samples
 
 
+ECHO_SERVER = """
+import asyncio, sys, uvloop
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(data)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+uvloop.run(main())
+"""
+
+
+class _EchoClient(asyncio.Protocol):
+    def __init__(self, size: int, warmup_until: float) -> None:
+        self.size = size
+        self.buffer = b""
+        self.samples: list[float] = []
+        self.warmup_until = warmup_until
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= self.size:
+            (sent,) = struct.unpack_from(">d", self.buffer)
+            self.buffer = self.buffer[self.size :]
+            now = time.perf_counter()
+            if now >= self.warmup_until:
+                self.samples.append((now - sent) * 1000)
+
+
+async def echo_floor(rate: int, seconds: float, size: int) -> list[float]:
+    """Round trips through a trivial echo server process at ``rate``: the machine's floor."""
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ECHO_SERVER, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        port = int(await asyncio.wait_for(server.stdout.readline(), 30))
+        size = max(size, 8)
+        _, client = await asyncio.get_running_loop().create_connection(
+            lambda: _EchoClient(size, time.perf_counter() + 1.0), "127.0.0.1", port
+        )
+        padding = b"x" * (size - 8)
+        interval = 1 / rate
+        end = time.perf_counter() + seconds + 1.0
+        next_at = time.perf_counter()
+        while time.perf_counter() < end:
+            now = time.perf_counter()
+            while next_at <= now:
+                client.transport.write(struct.pack(">d", time.perf_counter()) + padding)  # type: ignore[union-attr]
+                next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.sleep(0.5)
+        client.transport.close()  # type: ignore[union-attr]
+        return client.samples
+    finally:
+        server.kill()
+        await server.wait()
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -417,6 +485,18 @@ def main() -> int:
     if args.rabbitmq:
         with rabbitmq_broker() as url:
             results += run_loop(measure("rabbitmq", url, args))
+    if args.measure_latency:
+        samples = run_loop(echo_floor(args.rate, args.latency_seconds, args.size))
+        results.append(
+            Result(
+                "machine",
+                f"tcp echo round trip at {args.rate} msgs/s (floor)",
+                len(samples),
+                args.latency_seconds,
+                args.rate,
+                {"p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99)},
+            )
+        )
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=1))
     else:
