@@ -189,7 +189,7 @@ def test_graceful_drain_answers_commits_waiting_for_their_fsync(tmp_path: Path) 
             await until(lambda: len(server.connections) == 1, "the connection")
             connection = the_connection(server)
             await until(lambda: len(connection.slots) == 20, "20 commits dispatched")
-            assert held.started.is_set() and connection.waits  # waiting on store futures
+            assert held.started.is_set() and connection.deferred  # waiting on store futures
             server.stop_accepting()  # as the app's graceful stop does first
             drain = asyncio.ensure_future(server.drain(WAIT_S))
             await asyncio.sleep(0)

@@ -27,7 +27,6 @@ import logging
 import os
 from collections import deque
 from collections.abc import Awaitable
-from functools import partial
 from typing import Any
 
 from firth.broker.broker import Broker
@@ -71,9 +70,10 @@ class KafkaConnection(asyncio.Protocol):
         self.slots: deque[_Slot] = deque()
         self.tasks: set[asyncio.Task[None]] = set()
         """Handler tasks of this connection (cancelled if it goes away)."""
-        self.waits: set[asyncio.Future[Any]] = set()
-        """Futures that Deferred answers of this connection wait on; shared, so never
-        cancelled here (a graceful drain waits for them like for the tasks)."""
+        self.deferred: dict[asyncio.Future[Any], list[tuple[Deferred, RequestContext, _Slot]]]
+        self.deferred = {}
+        """Deferred answers by the future they wait on. The futures are shared (a whole fsync
+        batch), so never cancelled here; a graceful drain waits for them like for the tasks."""
         self.write_scheduled = False
         self.paused_by_us = False
         self.write_paused = False
@@ -188,11 +188,14 @@ class KafkaConnection(asyncio.Protocol):
             if future is None or future.done():
                 self._finish_deferred(answer, ctx, slot)
                 return
-            if future not in self.waits:
-                # Shared with other requests (a whole fsync batch): waited on, never cancelled.
-                self.waits.add(future)
-                future.add_done_callback(self.waits.discard)
-            future.add_done_callback(partial(self._deferred_done, answer, ctx, slot))
+            # One callback per (connection, future): a whole fsync batch of this connection's
+            # commits completes in one call, in request order.
+            waiting = self.deferred.get(future)
+            if waiting is None:
+                self.deferred[future] = [(answer, ctx, slot)]
+                future.add_done_callback(self._deferred_done)
+            else:
+                waiting.append((answer, ctx, slot))
             return
         if header.api_key == FETCH_KEY:
             self.fetches_in_flight += 1
@@ -213,10 +216,11 @@ class KafkaConnection(asyncio.Protocol):
                 self.fetches_in_flight -= 1
         self._complete(slot, response)
 
-    def _deferred_done(
-        self, answer: Deferred, ctx: RequestContext, slot: _Slot, _future: asyncio.Future[Any]
-    ) -> None:
-        if not self.closing:
+    def _deferred_done(self, future: asyncio.Future[Any]) -> None:
+        waiting = self.deferred.pop(future, ())
+        for answer, ctx, slot in waiting:
+            if self.closing:
+                return
             self._finish_deferred(answer, ctx, slot)
 
     def _finish_deferred(self, answer: Deferred, ctx: RequestContext, slot: _Slot) -> None:
@@ -408,7 +412,7 @@ class KafkaServer:
         for connection in list(self.connections):
             connection.start_draining()
         while any(not c.idle for c in self.connections) and loop.time() < deadline:
-            pending = [t for c in self.connections for t in (*c.tasks, *c.waits)]
+            pending = [t for c in self.connections for t in (*c.tasks, *c.deferred)]
             if not pending:
                 break
             await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))

@@ -30,7 +30,7 @@ from firth.broker.groups.results import (
 from firth.kafka.handlers import handles
 from firth.kafka.handlers.context import RequestContext
 from firth.kafka.handlers.deferred import Deferred
-from firth.kafka.protocol.header import RequestHeader, encode_response_header
+from firth.kafka.protocol.header import RequestHeader
 from firth.kafka.protocol.offset_commit import decode_offset_commit
 
 FIND_COORDINATOR, OFFSET_COMMIT, OFFSET_FETCH = 10, 8, 9
@@ -236,16 +236,42 @@ async def leave_group(ctx: RequestContext) -> bytes:
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _PARTITION_ERROR = struct.Struct(">ih")
+_PARTITION_ERROR_TAGS = struct.Struct(">ihB")
+"""A flexible version's partition: index, error code, empty tagged fields (0)."""
 _NO_TAGS = b"\x00"
+_FIRST_FLEXIBLE = 8
+"""OffsetCommit v8+ is flexible (compact lengths, tagged fields, response header v1)."""
 
 
 def _uvarint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL = [bytes((value,)) for value in range(0x80)]
+"""One-byte varints (compact counts below 127), built once."""
+
+_NAME_BYTES: dict[tuple[str, bool], bytes] = {}
+_NAME_BYTES_LIMIT = 4096
+
+
+def _encoded_name(name: str, flexible: bool) -> bytes:
+    """A topic name with its length prefix, cached: the same few names are answered per commit."""
+    key = (name, flexible)
+    encoded = _NAME_BYTES.get(key)
+    if encoded is None:
+        if len(_NAME_BYTES) >= _NAME_BYTES_LIMIT:
+            _NAME_BYTES.clear()
+        raw = name.encode()
+        prefix = _uvarint(len(raw) + 1) if flexible else _I16.pack(len(raw))
+        encoded = _NAME_BYTES[key] = prefix + raw
+    return encoded
 
 
 def encode_offset_commit_response(
@@ -257,22 +283,25 @@ def encode_offset_commit_response(
     the generic kio encoder costs more than the rest of the request; this writes the same bytes
     (a test compares them with the generic path for every version).
     """
-    flexible = header.flexible
-    parts = [encode_response_header(header.correlation_id, header.response_header_version)]
-    if header.api_version >= 3:
-        parts.append(_I32.pack(0))  # throttle_time_ms
+    version = header.api_version
+    flexible = version >= _FIRST_FLEXIBLE
+    # Response header v1 (flexible versions) adds empty tagged fields after the correlation id.
+    correlation = _I32.pack(header.correlation_id)
+    parts = [correlation + _NO_TAGS if flexible else correlation]
+    if version >= 3:
+        parts.append(b"\x00\x00\x00\x00")  # throttle_time_ms
     parts.append(_uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics)))
     for name, partitions in topics:
-        raw = name.encode()
-        parts.append(_uvarint(len(raw) + 1) if flexible else _I16.pack(len(raw)))
-        parts.append(raw)
-        parts.append(_uvarint(len(partitions) + 1) if flexible else _I32.pack(len(partitions)))
-        for index, error in partitions:
-            parts.append(_PARTITION_ERROR.pack(index, error))
-            if flexible:
-                parts.append(_NO_TAGS)
+        parts.append(_encoded_name(name, flexible))
         if flexible:
+            parts.append(_uvarint(len(partitions) + 1))
+            pack = _PARTITION_ERROR_TAGS.pack
+            parts.extend([pack(index, error, 0) for index, error in partitions])
             parts.append(_NO_TAGS)
+        else:
+            parts.append(_I32.pack(len(partitions)))
+            pack = _PARTITION_ERROR.pack
+            parts.extend([pack(index, error) for index, error in partitions])
     if flexible:
         parts.append(_NO_TAGS)
     body = b"".join(parts)
