@@ -390,3 +390,28 @@ def test_known_arguments_parse() -> None:
     )
     assert (parsed.message_ttl, parsed.max_priority, parsed.queue_type) == (5, 3, "quorum")
     assert (parsed.delivery_limit, parsed.dead_letter_exchange) == (4, "dlx")
+
+
+@pytest.mark.parametrize("with_consumer", [False, True])
+def test_short_publish_path_matches_the_general_one(with_consumer: bool) -> None:
+    """A queue without limits, queue TTL or priorities publishes on an inlined short path;
+    forced onto the general path, the same publishes give the same state and deliveries."""
+    results = []
+    for plain in (True, False):
+        host = FakeHost()
+        queue = make_queue(host)
+        assert queue._plain
+        queue._plain = plain
+        channel = FakeChannel()
+        if with_consumer:
+            queue.add_consumer(Consumer("c", channel, queue, prefetch=2))
+        waits = publish(queue, host, b"a", b"b")
+        waits += publish(queue, host, b"soon", expires_at=host.now + 5)
+        waits += publish(queue, host, b"c")
+        host.advance(10)
+        seqs = [m.seq for level in queue.levels for m in level.fresh]
+        results.append(
+            (waits, channel.bodies(), queue.ready_count, queue.ready_bytes, seqs, drain(queue))
+        )
+    assert results[0] == results[1]
+    assert results[0][-1] == ([b"c"] if with_consumer else [b"a", b"b", b"c"])
