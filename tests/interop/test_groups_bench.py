@@ -2,17 +2,17 @@
 
     python -m pytest tests/interop/test_groups_bench.py -m bench -s
 
-- OffsetCommit rate: 16 connections, each keeping 64 standalone commits in flight, fsync on.
 - Time to join 50 members: 50 connections doing the two-step join at once, until every member
   has its SyncGroup answer.
 - SIGKILL to Stable: three confluent-kafka members (session.timeout.ms 6000); one is killed; the
   time until DescribeGroups shows the other two Stable in a new generation.
+
+The OffsetCommit rate has its own home, `bench/group_commits.py` (the broker in its own process,
+requests/s and offsets/s at 1 and 10 partitions per request, broker CPU per request).
 """
 
 from __future__ import annotations
 
-import asyncio
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,71 +26,13 @@ from tests.interop.test_groups_durability import join_fields
 
 pytestmark = pytest.mark.bench
 
-OFFSET_COMMIT, JOIN_GROUP, SYNC_GROUP = 8, 11, 14
+JOIN_GROUP, SYNC_GROUP = 11, 14
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Any]:
     with running_broker(fsync=True, group_initial_rebalance_delay_ms=0) as running:
         yield running
-
-
-@pytest.mark.parametrize("partitions", [1, 10])
-def test_offset_commit_rate(broker: Any, partitions: int) -> None:
-    connections, in_flight, seconds = 16, 64, 3.0
-    host, _, port = broker.bootstrap.rpartition(":")
-    topic = new_topic(broker.bootstrap, partitions=partitions)
-    encoder = RawClient(broker.bootstrap)
-    frames = [
-        encoder.encode_request(
-            OFFSET_COMMIT,
-            8,
-            {
-                "group_id": f"bench-{c}",
-                "generation_id_or_member_epoch": -1,
-                "member_id": "",
-                "group_instance_id": None,
-                "topics": [
-                    {
-                        "name": topic,
-                        "partitions": [
-                            {"partition_index": p, "committed_offset": c} for p in range(partitions)
-                        ],
-                    }
-                ],
-            },
-        )
-        for c in range(connections)
-    ]
-    encoder.close()
-
-    async def connection(frame: bytes, stop: float) -> int:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(frame * in_flight)
-        outstanding, done = in_flight, 0
-        while outstanding:
-            (size,) = struct.unpack(">i", await reader.readexactly(4))
-            await reader.readexactly(size)
-            done += 1
-            outstanding -= 1
-            if time.monotonic() < stop:
-                writer.write(frame)
-                outstanding += 1
-        writer.close()
-        return done
-
-    async def run() -> float:
-        started = time.monotonic()
-        counts = await asyncio.gather(*[connection(f, started + seconds) for f in frames])
-        return sum(counts) / (time.monotonic() - started)
-
-    rate = asyncio.run(run())
-    print(
-        f"\nOffsetCommit, {partitions} partition(s) each: {rate:,.0f} requests/s = "
-        f"{rate * partitions:,.0f} offsets/s ({connections} connections x {in_flight} in "
-        "flight, fsync on, client in the same process)"
-    )
-    assert rate > 0
 
 
 def test_time_to_join_50_members(broker: Any) -> None:
