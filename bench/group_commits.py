@@ -14,7 +14,8 @@ the broker in its own.
 Every configuration runs `--repeat` times (default 3) for `--seconds` (3) each, interleaved;
 the table shows medians. Broker CPU per request is the broker process's (user + system) CPU
 seconds during the run, from /proc/<pid>/stat, divided by the requests answered: steadier than
-the rates on a shared machine.
+the rates on a shared machine. The per-run lines also show how many cores the broker kept busy
+and the client's own CPU per request: a broker below one core was not the bottleneck.
 
     python bench/group_commits.py
     python bench/group_commits.py --partitions 1 --repeat 5 --json
@@ -170,6 +171,11 @@ async def _load(
     return sum(counts), elapsed
 
 
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -181,6 +187,7 @@ class Run:
     requests: int
     seconds: float
     broker_cpu_s: float
+    client_cpu_s: float
 
     @property
     def requests_per_s(self) -> float:
@@ -247,18 +254,22 @@ def main() -> None:
                     )
                     time.sleep(1.0)
                 cpu_before = _cpu_seconds(broker.pid)
+                client_before = _own_cpu_seconds()
                 requests, elapsed = uvloop.run(
                     _load(host, int(port), frames, args.in_flight, partitions, args.seconds)
                 )
                 cpu = _cpu_seconds(broker.pid) - cpu_before
+                client_cpu = _own_cpu_seconds() - client_before
                 if spy is not None:
                     spy.send_signal(2)
                     spy.wait(30)
-                runs.append(Run(partitions, requests, elapsed, cpu))
+                runs.append(Run(partitions, requests, elapsed, cpu, client_cpu))
                 if not args.json:
                     print(
                         f"  run {repeat + 1}, {partitions} partition(s): "
-                        f"{requests / elapsed:,.0f} req/s, {cpu / requests * 1e6:.0f} µs CPU/req",
+                        f"{requests / elapsed:,.0f} req/s, broker {cpu / requests * 1e6:.0f} µs "
+                        f"CPU/req ({cpu / elapsed:.2f} cores), client "
+                        f"{client_cpu / requests * 1e6:.0f} µs CPU/req",
                         file=sys.stderr,
                     )
 
