@@ -65,3 +65,15 @@ def test_synchronous_normal_leaves_the_wal_alone(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     with EventStore.open(f"sqlite:///{path}?synchronous=normal"):
         assert os.path.getsize(f"{path}-wal") < wal_target(path)
+
+
+def test_a_symlinked_database_gets_its_real_wal_extended(tmp_path: Path) -> None:
+    real = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    with EventStore.open(f"sqlite:///{real}"):
+        pass
+    link.symlink_to(real)
+    with EventStore.open(f"sqlite:///{link}") as store:
+        store.append("account-1", [NewEvent("Opened", {})])
+        assert os.path.getsize(f"{real}-wal") >= wal_target(real)
+        assert not os.path.exists(f"{link}-wal")

@@ -182,7 +182,8 @@ class SqliteEventStore(EventStore):
         target = _WAL_HEADER + pages * (_WAL_FRAME_HEADER + page_size)
         db.execute("BEGIN IMMEDIATE")
         try:
-            fd = os.open(self.path + "-wal", os.O_WRONLY)
+            # SQLite names the WAL after the database's real path (it follows symlinks)
+            fd = os.open(os.path.realpath(self.path) + "-wal", os.O_WRONLY)
         except OSError:  # no WAL file (or not ours to write): nothing to gain, nothing to risk
             db.execute("ROLLBACK")
             return
