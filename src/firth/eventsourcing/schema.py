@@ -96,32 +96,56 @@ EXPECT_ANY, EXPECT_NO_STREAM, EXPECT_STREAM_EXISTS = -1, -2, -3
 # Its status codes: appended, refused (expected version not met), an event id already stored.
 APPENDED, REFUSED, ALREADY_STORED = 0, 1, 2
 
-_PG_APPEND_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION firth_append(
+# `firth_append` of migrations 2, 3 and 4, built from the parts they share. Each migration's
+# text must stay exactly what it was when released (a database records that it ran it, not
+# what it said), so a part changes only together with a new migration that uses it.
+
+_PG_APPEND_SIGNATURE = """
+CREATE{or_replace} FUNCTION firth_append(
     p_stream text, p_category text, p_expected bigint,
-    p_ids uuid[], p_types text[], p_data text[], p_metadata text[],
+    p_ids uuid[], p_types {list_type}, p_data {list_type}, p_metadata {list_type},
     OUT status integer, OUT version bigint
 ) LANGUAGE plpgsql VOLATILE
+"""
+
+_PG_APPEND_CUSTOM_PLANS = """\
 -- Custom plans always: a plan cached while the table was small (statistics not yet gathered)
 -- checks the batch's ids with a sequential scan, which grows with the table.
 SET plan_cache_mode = force_custom_plan
+"""
+
+_PG_APPEND_GENERIC_PLANS = """\
+-- Generic plans, cached once per session, with sequential scans priced out: every lookup here
+-- has its index, and a plan made while the table was small (statistics not yet gathered) would
+-- otherwise check the batch's ids with a sequential scan that grows with the table. (Version 2
+-- planned each statement afresh instead, about 50 us per call, spent holding the append lock.)
+SET enable_seqscan = off
+"""
+
+_PG_APPEND_DECLARE = """\
 SET search_path FROM CURRENT
 AS $fn$
 DECLARE
     v_deleted boolean;
     v_ok boolean;
-BEGIN
-    -- The append lock first: every later statement sees every earlier append (fresh snapshot
-    -- per statement), and positions are assigned in commit order.
+{more}BEGIN
+"""
+
+_PG_APPEND_LOCK = f"""\
     PERFORM pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {PG_APPEND_LOCK});
     SELECT coalesce(max(e.version), 0) INTO version FROM events e WHERE e.stream_id = p_stream;
     SELECT coalesce((SELECT m.deleted FROM stream_metadata m WHERE m.stream_id = p_stream), false)
         INTO v_deleted;
-    -- Before INSERT: a unique violation would burn identity values and leave unused positions.
+"""
+
+_PG_APPEND_STORED_IDS = f"""\
     IF EXISTS (SELECT 1 FROM events e WHERE e.event_id = ANY(p_ids)) THEN
         status := {ALREADY_STORED};
-        RETURN;
+{{unused_version}}        RETURN;
     END IF;
+"""
+
+_PG_APPEND_EXPECTED = f"""\
     v_ok := CASE
         WHEN p_expected >= 0 THEN version = p_expected
         WHEN p_expected = {EXPECT_NO_STREAM} THEN NOT (version > 0 AND NOT v_deleted)
@@ -132,122 +156,18 @@ BEGIN
         status := {REFUSED};
         RETURN;
     END IF;
+"""
+
+_PG_APPEND_TEXT_ARRAYS_INSERT = """\
     INSERT INTO events (stream_id, version, event_id, type, category, data, metadata)
         SELECT p_stream, version + u.ord, u.event_id, u.type, p_category, u.data::jsonb,
                u.metadata::jsonb
         FROM unnest(p_ids, p_types, p_data, p_metadata)
              WITH ORDINALITY AS u(event_id, type, data, metadata, ord)
         ORDER BY u.ord;
-    IF v_deleted THEN
-        UPDATE stream_metadata SET deleted = false WHERE stream_id = p_stream;
-    END IF;
-    PERFORM pg_notify('firth_events', '');
-    status := {APPENDED};
-    version := version + cardinality(p_ids);
-END
-$fn$"""
+"""
 
-_PG_APPEND_FUNCTION_V3 = f"""
-CREATE OR REPLACE FUNCTION firth_append(
-    p_stream text, p_category text, p_expected bigint,
-    p_ids uuid[], p_types text[], p_data text[], p_metadata text[],
-    OUT status integer, OUT version bigint
-) LANGUAGE plpgsql VOLATILE
--- Generic plans, cached once per session, with sequential scans priced out: every lookup here
--- has its index, and a plan made while the table was small (statistics not yet gathered) would
--- otherwise check the batch's ids with a sequential scan that grows with the table. (Version 2
--- planned each statement afresh instead, about 50 us per call, spent holding the append lock.)
-SET enable_seqscan = off
-SET search_path FROM CURRENT
-AS $fn$
-DECLARE
-    v_deleted boolean;
-    v_ok boolean;
-BEGIN
-    -- Ids already stored, before the append lock (work done while other appends wait is
-    -- what limits concurrent appenders). An id stored stays stored; one committed by a
-    -- concurrent append after this check fails the INSERT below on the unique index instead,
-    -- which the client resolves like this status.
-    IF EXISTS (SELECT 1 FROM events e WHERE e.event_id = ANY(p_ids)) THEN
-        status := {ALREADY_STORED};
-        version := 0;  -- unused: the client finds where the ids are stored
-        RETURN;
-    END IF;
-    -- Then the append lock: every later statement sees every earlier append (fresh snapshot
-    -- per statement), and positions are assigned in commit order.
-    PERFORM pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {PG_APPEND_LOCK});
-    SELECT coalesce(max(e.version), 0) INTO version FROM events e WHERE e.stream_id = p_stream;
-    SELECT coalesce((SELECT m.deleted FROM stream_metadata m WHERE m.stream_id = p_stream), false)
-        INTO v_deleted;
-    v_ok := CASE
-        WHEN p_expected >= 0 THEN version = p_expected
-        WHEN p_expected = {EXPECT_NO_STREAM} THEN NOT (version > 0 AND NOT v_deleted)
-        WHEN p_expected = {EXPECT_STREAM_EXISTS} THEN version > 0 AND NOT v_deleted
-        ELSE true
-    END;
-    IF NOT v_ok THEN
-        status := {REFUSED};
-        RETURN;
-    END IF;
-    INSERT INTO events (stream_id, version, event_id, type, category, data, metadata)
-        SELECT p_stream, version + u.ord, u.event_id, u.type, p_category, u.data::jsonb,
-               u.metadata::jsonb
-        FROM unnest(p_ids, p_types, p_data, p_metadata)
-             WITH ORDINALITY AS u(event_id, type, data, metadata, ord)
-        ORDER BY u.ord;
-    IF v_deleted THEN
-        UPDATE stream_metadata SET deleted = false WHERE stream_id = p_stream;
-    END IF;
-    PERFORM pg_notify('firth_events', '');
-    status := {APPENDED};
-    version := version + cardinality(p_ids);
-END
-$fn$"""
-
-_PG_APPEND_FUNCTION_V4 = f"""
-CREATE FUNCTION firth_append(
-    p_stream text, p_category text, p_expected bigint,
-    p_ids uuid[], p_types text, p_data text, p_metadata text,
-    OUT status integer, OUT version bigint
-) LANGUAGE plpgsql VOLATILE
--- Generic plans, cached once per session, with sequential scans priced out: every lookup here
--- has its index, and a plan made while the table was small (statistics not yet gathered) would
--- otherwise check the batch's ids with a sequential scan that grows with the table. (Version 2
--- planned each statement afresh instead, about 50 us per call, spent holding the append lock.)
-SET enable_seqscan = off
-SET search_path FROM CURRENT
-AS $fn$
-DECLARE
-    v_deleted boolean;
-    v_ok boolean;
-    v_count integer := cardinality(p_ids);
-    v_first bigint;
-BEGIN
-    -- Ids already stored, before the append lock (work done while other appends wait is
-    -- what limits concurrent appenders). An id stored stays stored; one committed by a
-    -- concurrent append after this check fails the INSERT below on the unique index instead,
-    -- which the client resolves like this status.
-    IF EXISTS (SELECT 1 FROM events e WHERE e.event_id = ANY(p_ids)) THEN
-        status := {ALREADY_STORED};
-        version := 0;  -- unused: the client finds where the ids are stored
-        RETURN;
-    END IF;
-    -- Then the append lock: every later statement sees every earlier append (fresh snapshot
-    -- per statement), and positions are assigned in commit order.
-    PERFORM pg_advisory_xact_lock({PG_LOCK_NAMESPACE}, {PG_APPEND_LOCK});
-    SELECT coalesce(max(e.version), 0) INTO version FROM events e WHERE e.stream_id = p_stream;
-    SELECT coalesce((SELECT m.deleted FROM stream_metadata m WHERE m.stream_id = p_stream), false)
-        INTO v_deleted;
-    v_ok := CASE
-        WHEN p_expected >= 0 THEN version = p_expected
-        WHEN p_expected = {EXPECT_NO_STREAM} THEN NOT (version > 0 AND NOT v_deleted)
-        WHEN p_expected = {EXPECT_STREAM_EXISTS} THEN version > 0 AND NOT v_deleted
-        ELSE true
-    END;
-    IF NOT v_ok THEN
-        status := {REFUSED};
-        RETURN;
-    END IF;
+_PG_APPEND_JSON_ARRAYS_INSERT = """\
     -- The batch's positions from one nextval and one setval instead of a nextval per row: the
     -- sequence is drawn from nowhere else, and only under the append lock.
     v_first := nextval('events_position_seq');
@@ -267,14 +187,71 @@ BEGIN
                  jsonb_array_elements(p_metadata::jsonb)
              ) WITH ORDINALITY AS u(event_id, type, data, metadata, ord)
         ORDER BY u.ord;
+"""
+
+_PG_APPEND_END = f"""\
     IF v_deleted THEN
         UPDATE stream_metadata SET deleted = false WHERE stream_id = p_stream;
     END IF;
     PERFORM pg_notify('firth_events', '');
     status := {APPENDED};
-    version := version + v_count;
+    version := version + {{count}};
 END
 $fn$"""
+
+_PG_IDS_BEFORE_LOCK = """\
+    -- Ids already stored, before the append lock (work done while other appends wait is
+    -- what limits concurrent appenders). An id stored stays stored; one committed by a
+    -- concurrent append after this check fails the INSERT below on the unique index instead,
+    -- which the client resolves like this status.
+"""
+_PG_UNUSED_VERSION = "        version := 0;  -- unused: the client finds where the ids are stored\n"
+
+# Version 2: ids checked under the append lock, statements planned per call, text arrays.
+_PG_APPEND_FUNCTION = (
+    _PG_APPEND_SIGNATURE.format(or_replace=" OR REPLACE", list_type="text[]")
+    + _PG_APPEND_CUSTOM_PLANS
+    + _PG_APPEND_DECLARE.format(more="")
+    + "    -- The append lock first: every later statement sees every earlier append (fresh snapshot\n"
+    "    -- per statement), and positions are assigned in commit order.\n"
+    + _PG_APPEND_LOCK
+    + "    -- Before INSERT: a unique violation would burn identity values and leave unused positions.\n"
+    + _PG_APPEND_STORED_IDS.format(unused_version="")
+    + _PG_APPEND_EXPECTED
+    + _PG_APPEND_TEXT_ARRAYS_INSERT
+    + _PG_APPEND_END.format(count="cardinality(p_ids)")
+)
+
+_PG_IDS_THEN_LOCK = (
+    _PG_IDS_BEFORE_LOCK
+    + _PG_APPEND_STORED_IDS.format(unused_version=_PG_UNUSED_VERSION)
+    + "    -- Then the append lock: every later statement sees every earlier append (fresh snapshot\n"
+    "    -- per statement), and positions are assigned in commit order.\n"
+    + _PG_APPEND_LOCK
+    + _PG_APPEND_EXPECTED
+)
+
+# Version 3: ids checked before the append lock, cached generic plans.
+_PG_APPEND_FUNCTION_V3 = (
+    _PG_APPEND_SIGNATURE.format(or_replace=" OR REPLACE", list_type="text[]")
+    + _PG_APPEND_GENERIC_PLANS
+    + _PG_APPEND_DECLARE.format(more="")
+    + _PG_IDS_THEN_LOCK
+    + _PG_APPEND_TEXT_ARRAYS_INSERT
+    + _PG_APPEND_END.format(count="cardinality(p_ids)")
+)
+
+# Version 4: a batch's positions from one sequence call, the events as three JSON arrays.
+_PG_APPEND_FUNCTION_V4 = (
+    _PG_APPEND_SIGNATURE.format(or_replace="", list_type="text")
+    + _PG_APPEND_GENERIC_PLANS
+    + _PG_APPEND_DECLARE.format(
+        more="    v_count integer := cardinality(p_ids);\n    v_first bigint;\n"
+    )
+    + _PG_IDS_THEN_LOCK
+    + _PG_APPEND_JSON_ARRAYS_INSERT
+    + _PG_APPEND_END.format(count="v_count")
+)
 
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
