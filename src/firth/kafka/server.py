@@ -205,16 +205,14 @@ class KafkaConnection(asyncio.Protocol):
 
     async def _run(self, answer: Awaitable[Response], ctx: RequestContext, slot: _Slot) -> None:
         try:
-            response = await answer
+            self._complete(slot, await answer)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._failed(ctx, exc)
-            return
         finally:
             if ctx.header.api_key == FETCH_KEY:
                 self.fetches_in_flight -= 1
-        self._complete(slot, response)
 
     def _deferred_done(self, future: asyncio.Future[Any]) -> None:
         waiting = self.deferred.pop(future, ())
@@ -225,11 +223,9 @@ class KafkaConnection(asyncio.Protocol):
 
     def _finish_deferred(self, answer: Deferred, ctx: RequestContext, slot: _Slot) -> None:
         try:
-            response = answer.finish()
+            self._complete(slot, answer.finish())
         except Exception as exc:
             self._failed(ctx, exc)
-            return
-        self._complete(slot, response)
 
     def _failed(self, ctx: RequestContext, exc: Exception) -> None:
         """A handler raised instead of answering: close the connection (logged if unexpected)."""
@@ -247,6 +243,8 @@ class KafkaConnection(asyncio.Protocol):
             self._abort("internal error")
 
     def _complete(self, slot: _Slot, response: Response) -> None:
+        """Put a finished response in its slot and schedule the in-order write (may raise
+        OSError reading file slices: the caller treats that as the handler failing)."""
         if isinstance(response, list) and self.slots and self.slots[0] is not slot:
             # It waits behind earlier responses: read its file slices now, while their
             # descriptors are certainly open (retention closes a retired segment's later).

@@ -16,9 +16,9 @@ fsynced. Records submitted while a write is in flight wait in a queue and go to 
 with one write and one fsync in a worker thread (group commit), so many committers share the cost
 of one fsync. Each batch has one future, shared by every record in it: `submit_commit` hands it
 out (the hot path waits on it without a coroutine), and the awaiting methods wait on it through
-`asyncio.shield`, so a caller that goes away never cancels its batch-mates' wait. The in-memory table changes only after the record is durable, in submission order,
-so a reader never sees an offset that a crash could take back, and the table always equals a
-replay of the files.
+`asyncio.shield`, so a caller that goes away never cancels its batch-mates' wait. The in-memory
+table changes only after the record is durable, in submission order, so a reader never sees an
+offset that a crash could take back, and the table always equals a replay of the files.
 
 Compaction: once the current log passes `compact_after_bytes`, the writer switches to a new log
 <seq+1>, and a second worker writes the table (as it was at the switch) to
