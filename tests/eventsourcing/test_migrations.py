@@ -31,18 +31,24 @@ from firth.eventsourcing import (
     ConcurrencyError,
     DuplicateEventError,
     EventStore,
+    EventStoreError,
     NewEvent,
     NotAnEventStore,
     RecordedEvent,
 )
 from firth.eventsourcing import postgres as postgres_module
 from firth.eventsourcing.schema import (
-    LATEST_VERSION,
     MIGRATIONS_TABLE,
     POSTGRES_MIGRATIONS,
     SQLITE_MIGRATIONS,
+    Migration,
 )
 
+# The schema version this code brings each dialect's database to.
+LATEST_VERSION = {
+    "sqlite": SQLITE_MIGRATIONS[-1].version,
+    "postgresql": POSTGRES_MIGRATIONS[-1].version,
+}
 PG_LATEST = LATEST_VERSION["postgresql"]
 
 # What the old release stored: (stream, version, type, data, metadata), in global order; the
@@ -288,6 +294,67 @@ def test_a_newer_schema_is_refused_and_left_untouched(store_url: str) -> None:
     assert refused.value.code == "not-an-event-store"
     assert _migration_rows(store_url) == migrated
     assert _rows(store_url, "SELECT count(*) FROM events") == [(1,)]
+
+
+def _opened_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[tuple[psycopg.Connection[Any], int]]:
+    """Every connection the PostgreSQL store opens from now on, with its server session's
+    process id, in order."""
+    opened: list[tuple[psycopg.Connection[Any], int]] = []
+    connect = postgres_module.PostgresEventStore._connect
+
+    def recording(self: postgres_module.PostgresEventStore) -> psycopg.Connection[Any]:
+        conn = connect(self)
+        opened.append((conn, conn.info.backend_pid))
+        return conn
+
+    monkeypatch.setattr(postgres_module.PostgresEventStore, "_connect", recording)
+    return opened
+
+
+def _session_ends(url: str, backend_pid: int, timeout: float = 10.0) -> bool:
+    """Whether the server session `backend_pid` is gone within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _rows(url, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {backend_pid}") == [(0,)]:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.postgres
+def test_a_refused_postgres_database_leaves_no_connection_open(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with EventStore.open(pg_url):
+        pass
+    _rows(pg_url, _FUTURE_ROW["postgresql"].format(table=MIGRATIONS_TABLE, version=PG_LATEST + 1))
+    opened = _opened_connections(monkeypatch)
+
+    with pytest.raises(NotAnEventStore):
+        EventStore.open(pg_url)
+    [(conn, backend_pid)] = opened
+    assert conn.closed
+    assert _session_ends(pg_url, backend_pid)
+
+
+@pytest.mark.postgres
+def test_a_failed_postgres_migration_leaves_no_connection_open_and_nothing_applied(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Migration(PG_LATEST + 1, "broken", ("CREATE TABLE events (x integer)",))
+    monkeypatch.setattr(postgres_module, "POSTGRES_MIGRATIONS", (*POSTGRES_MIGRATIONS, broken))
+    opened = _opened_connections(monkeypatch)
+
+    with pytest.raises(EventStoreError, match="already exists"):
+        EventStore.open(pg_url)
+    [(conn, backend_pid)] = opened
+    assert conn.closed
+    assert _session_ends(pg_url, backend_pid)
+    # the migrations' transaction was rolled back whole, the migrations table with it
+    tables = f"SELECT to_regclass('{MIGRATIONS_TABLE}') IS NULL, to_regclass('events') IS NULL"
+    assert _rows(pg_url, tables) == [(True, True)]
 
 
 def test_sqlite_has_no_older_schema_to_upgrade_from() -> None:

@@ -40,31 +40,21 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import psycopg.errors
 from psycopg.types.json import set_json_loads
 
-from firth.eventsourcing.codec import decode, encode, encode_unchecked
+from firth.eventsourcing.codec import decode, encode_unchecked
 from firth.eventsourcing.errors import (
     EventStoreError,
     LeaseHeld,
     LeaseLost,
-    NotAnEventStore,
     StoreUnavailable,
 )
 from firth.eventsourcing.notify import signal_for
-from firth.eventsourcing.records import (
-    ExpectedVersion,
-    RecordedEvent,
-    Snapshot,
-    StreamInfo,
-    StreamMetadata,
-    StreamState,
-    recorded_events,
-)
+from firth.eventsourcing.records import ExpectedVersion, RecordedEvent, StreamState, recorded_events
 from firth.eventsourcing.schema import (
     ALREADY_STORED,
     APPENDED,
@@ -76,9 +66,15 @@ from firth.eventsourcing.schema import (
     PG_LOCK_NAMESPACE,
     POSTGRES_MIGRATIONS,
 )
+from firth.eventsourcing.sql import (
+    POSTGRESQL,
+    Connection,
+    SqlEventStore,
+    SqlTransaction,
+    Statements,
+)
 from firth.eventsourcing.store import (
     EncodedEvent,
-    EventStore,
     Lease,
     Transaction,
     idempotent_version,
@@ -121,14 +117,16 @@ def _json_loads(data: str | bytes) -> Any:
     return decode(data if isinstance(data, str) else bytes(data).decode())
 
 
-def _qmark_to_pyformat(sql: str) -> str:
-    return sql.replace("%", "%%").replace("?", "%s")
+_STATEMENTS = Statements.of(POSTGRESQL)
 
 
-class PostgresEventStore(EventStore):
+class PostgresEventStore(SqlEventStore):
     """`EventStore` on a PostgreSQL database (`postgresql://user@host:port/db`)."""
 
-    dialect = "postgresql"
+    dialect = POSTGRESQL.name
+    _dialect = POSTGRESQL
+    _sql = _STATEMENTS
+    _COLUMNS = _COLUMNS
 
     def __init__(
         self, url: str, *, poll_interval: float = 0.5, connect_timeout: float = 10.0
@@ -142,9 +140,14 @@ class PostgresEventStore(EventStore):
         self._conn: psycopg.Connection[Any] | None = None
         with self._lock, self._translate():
             conn = self._connection()
-            info = conn.info
-            self._signal = signal_for(f"postgresql:{info.host}:{info.port}/{info.dbname}")
-            self._migrate(conn)
+            try:
+                info = conn.info
+                self._signal = signal_for(f"postgresql:{info.host}:{info.port}/{info.dbname}")
+                self._migrate(conn)
+            except BaseException:  # refused (a newer schema) or failed: the store is not opened
+                self._conn = None
+                conn.close()
+                raise
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -228,26 +231,7 @@ class PostgresEventStore(EventStore):
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY,"
                 " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
-            row = conn.execute(
-                f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}"
-            ).fetchone()
-            applied = row[0] if row else 0
-            known = max(m.version for m in POSTGRES_MIGRATIONS)
-            if applied > known:
-                raise NotAnEventStore(
-                    f"database schema version {applied}; this Firth knows up to {known}"
-                )
-            for migration in POSTGRES_MIGRATIONS:
-                if migration.version > applied:
-                    for statement in migration.statements:
-                        conn.execute(statement)
-                    conn.execute(
-                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name) VALUES (%s, %s)",
-                        (migration.version, migration.name),
-                    )
-
-    def schema_version(self) -> int:
-        return int(self._query(f"SELECT max(version) FROM {MIGRATIONS_TABLE}")[0][0])
+            self._apply_migrations(conn, POSTGRES_MIGRATIONS, "database schema version")
 
     def backend_pid(self) -> int:
         """The server process id of this store's connection (for operators and tests)."""
@@ -304,43 +288,12 @@ class PostgresEventStore(EventStore):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def stream_version(self, stream_id: str) -> int:
-        rows = self._query(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = %s", (stream_id,)
-        )
-        return int(rows[0][0])
-
-    def head_position(self) -> int:
-        return int(self._query("SELECT coalesce(max(position), 0) FROM events")[0][0])
-
     def _read_stream_page(
         self, stream_id: str, from_version: int, backwards: bool, limit: int
     ) -> list[RecordedEvent]:
         with self._lock:
-            metadata = self.get_stream_metadata(stream_id)
-            lowest = 1
-            if metadata.truncate_before:
-                lowest = max(lowest, metadata.truncate_before)
-            if metadata.max_count is not None:
-                lowest = max(lowest, self.stream_version(stream_id) - metadata.max_count + 1)
-            params: list[Any] = [stream_id]
-            if backwards:
-                where = "version <= %s AND version >= %s"
-                params += [from_version, lowest]
-            else:
-                where = "version >= %s"
-                params.append(max(from_version, lowest))
-            if metadata.max_age is not None:
-                where += " AND recorded_at >= %s"
-                params.append(datetime.now(UTC) - timedelta(seconds=metadata.max_age))
-            order = "DESC" if backwards else "ASC"
-            params.append(limit)
-            rows = self._query(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_id = %s AND {where}"
-                f" ORDER BY version {order} LIMIT %s",
-                params,
-                binary=True,
-            )
+            sql, params = self._stream_page_query(stream_id, from_version, backwards, limit)
+            rows = self._query(sql, params, binary=True)
         return recorded_events(rows)
 
     def _read_all_page(
@@ -366,88 +319,10 @@ class PostgresEventStore(EventStore):
         )
         return recorded_events(rows)
 
-    def list_streams(self, limit: int | None = None) -> list[StreamInfo]:
-        rows = self._query(
-            "SELECT stream_id, max(version), count(*), max(position), max(recorded_at) FROM events"
-            " GROUP BY stream_id ORDER BY max(position) LIMIT %s",
-            (limit,),
-        )
-        return [StreamInfo(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+    # -- transactions, leases --------------------------------------------------------------
 
-    # -- metadata --------------------------------------------------------------------------
-
-    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
-        rows = self._query(
-            "SELECT max_age, max_count, truncate_before, deleted FROM stream_metadata WHERE stream_id = %s",
-            (stream_id,),
-        )
-        if not rows:
-            return StreamMetadata()
-        max_age, max_count, truncate_before, deleted = rows[0]
-        return StreamMetadata(max_age, max_count, truncate_before, bool(deleted))
-
-    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO stream_metadata VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET"
-                " max_age = excluded.max_age, max_count = excluded.max_count,"
-                " truncate_before = excluded.truncate_before, deleted = excluded.deleted",
-                (
-                    stream_id,
-                    metadata.max_age,
-                    metadata.max_count,
-                    metadata.truncate_before,
-                    metadata.deleted,
-                ),
-            )
-
-    def scavenge(self) -> int:
-        removed = 0
-        with self._write() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
-            rows = conn.execute(
-                "SELECT stream_id, max_age, max_count, truncate_before FROM stream_metadata"
-            ).fetchall()
-            for stream_id, max_age, max_count, truncate_before in rows:
-                if truncate_before:
-                    removed += conn.execute(
-                        "DELETE FROM events WHERE stream_id = %s AND version < %s",
-                        (stream_id, truncate_before),
-                    ).rowcount
-                if max_count is not None:
-                    removed += conn.execute(
-                        "DELETE FROM events WHERE stream_id = %s AND version <= "
-                        "(SELECT max(version) FROM events WHERE stream_id = %s) - %s",
-                        (stream_id, stream_id, max_count),
-                    ).rowcount
-                if max_age is not None:
-                    removed += conn.execute(
-                        "DELETE FROM events WHERE stream_id = %s AND recorded_at < now() - make_interval(secs => %s)",
-                        (stream_id, max_age),
-                    ).rowcount
-        return removed
-
-    # -- snapshots, checkpoints, transactions, leases ---------------------------------------
-
-    def save_snapshot(self, stream_id: str, version: int, type: str, state: Any) -> None:
-        text = encode(state)
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO snapshots (stream_id, version, type, state) VALUES (%s, %s, %s, %s::jsonb)"
-                " ON CONFLICT (stream_id, version) DO UPDATE SET type = excluded.type, state = excluded.state",
-                (stream_id, version, type, text),
-            )
-
-    def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        rows = self._query(
-            "SELECT version, type, state, recorded_at FROM snapshots WHERE stream_id = %s"
-            " ORDER BY version DESC LIMIT 1",
-            (stream_id,),
-        )
-        if not rows:
-            return None
-        version, type_, state, recorded_at = rows[0]
-        return Snapshot(stream_id, version, type_, state, recorded_at)
+    def _lock_appends(self, conn: Connection) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -466,35 +341,24 @@ class PostgresEventStore(EventStore):
         return _PostgresLease(name, conn)
 
 
-class _PostgresTransaction(Transaction):
-    dialect = "postgresql"
+class _PostgresTransaction(SqlTransaction):
+    dialect = POSTGRESQL.name
+    _dialect = POSTGRESQL
+    _sql = _STATEMENTS
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
+        self._conn = self._pg = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cursor = self._conn.execute(_qmark_to_pyformat(sql), tuple(params))
+        cursor = self._pg.execute(POSTGRESQL.sql(sql), tuple(params))
         return cursor.fetchall() if cursor.description else []
 
     def lock_appends(self) -> None:
-        self._conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
+        self._pg.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
 
     def lock(self, name: str) -> None:
-        self._conn.execute(
+        self._pg.execute(
             "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCK_NAMESPACE, name)
-        )
-
-    def get_checkpoint(self, name: str) -> int:
-        row = self._conn.execute(
-            "SELECT position FROM checkpoints WHERE name = %s", (name,)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def set_checkpoint(self, name: str, position: int) -> None:
-        self._conn.execute(
-            "INSERT INTO checkpoints (name, position) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET"
-            " position = excluded.position, updated_at = now()",
-            (name, position),
         )
 
 

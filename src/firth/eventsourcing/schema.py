@@ -31,7 +31,10 @@ refuses to open a database whose recorded schema is newer than this code knows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from firth.eventsourcing.errors import NotAnEventStore
 
 MIGRATIONS_TABLE = "schema_migrations"
 
@@ -311,7 +314,14 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-LATEST_VERSION = {
-    "sqlite": max(m.version for m in SQLITE_MIGRATIONS),
-    "postgresql": max(m.version for m in POSTGRES_MIGRATIONS),
-}
+
+def pending_migrations(
+    migrations: Sequence[Migration], applied: int, subject: str
+) -> list[Migration]:
+    """The migrations (in order) that a database at schema version `applied` lacks. One that
+    is newer than all of `migrations` is refused: "{subject} {applied}; this Firth knows
+    up to ...", `subject` naming the database."""
+    known = max(migration.version for migration in migrations)
+    if applied > known:
+        raise NotAnEventStore(f"{subject} {applied}; this Firth knows up to {known}")
+    return [migration for migration in migrations if migration.version > applied]

@@ -26,11 +26,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from firth.eventsourcing.codec import decode, encode
 from firth.eventsourcing.errors import (
     ConcurrencyError,
     EventStoreError,
@@ -39,18 +37,11 @@ from firth.eventsourcing.errors import (
     StoreUnavailable,
 )
 from firth.eventsourcing.notify import signal_for
-from firth.eventsourcing.records import (
-    ExpectedVersion,
-    RecordedEvent,
-    Snapshot,
-    StreamInfo,
-    StreamMetadata,
-    recorded_events,
-)
+from firth.eventsourcing.records import ExpectedVersion, RecordedEvent, recorded_events
 from firth.eventsourcing.schema import MIGRATIONS_TABLE, SQLITE_MIGRATIONS
+from firth.eventsourcing.sql import SQLITE, SqlEventStore, SqlTransaction, Statements
 from firth.eventsourcing.store import (
     EncodedEvent,
-    EventStore,
     Lease,
     Transaction,
     expected_version_ok,
@@ -118,10 +109,16 @@ def _in_list(column: str, values: Sequence[str] | None, params: list[Any]) -> st
     return f" AND {column} IN ({','.join('?' * len(values))})"
 
 
-class SqliteEventStore(EventStore):
+_STATEMENTS = Statements.of(SQLITE)
+
+
+class SqliteEventStore(SqlEventStore):
     """`EventStore` on one SQLite database file."""
 
-    dialect = "sqlite"
+    dialect = SQLITE.name
+    _dialect = SQLITE
+    _sql = _STATEMENTS
+    _COLUMNS = _COLUMNS
 
     def __init__(
         self, url: str, *, busy_timeout: float = 30.0, poll_interval: float = 0.05
@@ -251,29 +248,11 @@ class SqliteEventStore(EventStore):
                     f"CREATE TABLE {MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                     " applied_at REAL NOT NULL)"
                 )
-            applied = db.execute(
-                f"SELECT coalesce(max(version), 0) FROM {MIGRATIONS_TABLE}"
-            ).fetchone()[0]
-            known = max(m.version for m in SQLITE_MIGRATIONS)
-            if applied > known:
-                raise NotAnEventStore(
-                    f"{self.path!r} has schema version {applied}; this Firth knows up to {known}"
-                )
-            for migration in SQLITE_MIGRATIONS:
-                if migration.version > applied:
-                    for statement in migration.statements:
-                        db.execute(statement)
-                    db.execute(
-                        f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?, ?)",
-                        (migration.version, migration.name, time.time()),
-                    )
+            self._apply_migrations(db, SQLITE_MIGRATIONS, f"{self.path!r} has schema version")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-
-    def schema_version(self) -> int:
-        return int(self._query(f"SELECT max(version) FROM {MIGRATIONS_TABLE}")[0][0])
 
     # -- appends ---------------------------------------------------------------------------
 
@@ -331,43 +310,12 @@ class SqliteEventStore(EventStore):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def stream_version(self, stream_id: str) -> int:
-        rows = self._query(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?", (stream_id,)
-        )
-        return int(rows[0][0])
-
-    def head_position(self) -> int:
-        return int(self._query("SELECT coalesce(max(position), 0) FROM events")[0][0])
-
     def _read_stream_page(
         self, stream_id: str, from_version: int, backwards: bool, limit: int
     ) -> list[RecordedEvent]:
         with self._lock, self._translate():
-            metadata = self.get_stream_metadata(stream_id)
-            lowest = 1
-            if metadata.truncate_before:
-                lowest = max(lowest, metadata.truncate_before)
-            if metadata.max_count is not None:
-                last = self.stream_version(stream_id)
-                lowest = max(lowest, last - metadata.max_count + 1)
-            params: list[Any] = [stream_id]
-            if backwards:
-                where = "version <= ? AND version >= ?"
-                params += [from_version, lowest]
-            else:
-                where = "version >= ?"
-                params.append(max(from_version, lowest))
-            if metadata.max_age is not None:
-                where += " AND recorded_at >= ?"
-                params.append(time.time() - metadata.max_age)
-            order = "DESC" if backwards else "ASC"
-            params.append(limit)
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND {where}"
-                f" ORDER BY version {order} LIMIT ?",
-                params,
-            ).fetchall()
+            sql, params = self._stream_page_query(stream_id, from_version, backwards, limit)
+            rows = self._db.execute(sql, params).fetchall()
         return recorded_events(rows)
 
     def _read_all_page(
@@ -389,91 +337,7 @@ class SqliteEventStore(EventStore):
         )
         return recorded_events(rows)
 
-    def list_streams(self, limit: int | None = None) -> list[StreamInfo]:
-        rows = self._query(
-            "SELECT stream_id, max(version), count(*), max(position), max(recorded_at) FROM events"
-            " GROUP BY stream_id ORDER BY max(position) LIMIT ?",
-            (-1 if limit is None else limit,),
-        )
-        return [
-            StreamInfo(row[0], row[1], row[2], row[3], datetime.fromtimestamp(row[4], UTC))
-            for row in rows
-        ]
-
-    # -- metadata --------------------------------------------------------------------------
-
-    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
-        rows = self._query(
-            "SELECT max_age, max_count, truncate_before, deleted FROM stream_metadata WHERE stream_id = ?",
-            (stream_id,),
-        )
-        if not rows:
-            return StreamMetadata()
-        max_age, max_count, truncate_before, deleted = rows[0]
-        return StreamMetadata(max_age, max_count, truncate_before, bool(deleted))
-
-    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO stream_metadata VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET"
-                " max_age = excluded.max_age, max_count = excluded.max_count,"
-                " truncate_before = excluded.truncate_before, deleted = excluded.deleted",
-                (
-                    stream_id,
-                    metadata.max_age,
-                    metadata.max_count,
-                    metadata.truncate_before,
-                    int(metadata.deleted),
-                ),
-            )
-
-    def scavenge(self) -> int:
-        removed = 0
-        with self._write() as db:
-            rows = db.execute(
-                "SELECT stream_id, max_age, max_count, truncate_before FROM stream_metadata"
-            ).fetchall()
-            for stream_id, max_age, max_count, truncate_before in rows:
-                if truncate_before:
-                    removed += db.execute(
-                        "DELETE FROM events WHERE stream_id = ? AND version < ?",
-                        (stream_id, truncate_before),
-                    ).rowcount
-                if max_count is not None:
-                    removed += db.execute(
-                        "DELETE FROM events WHERE stream_id = ? AND version <= "
-                        "(SELECT max(version) FROM events WHERE stream_id = ?) - ?",
-                        (stream_id, stream_id, max_count),
-                    ).rowcount
-                if max_age is not None:
-                    removed += db.execute(
-                        "DELETE FROM events WHERE stream_id = ? AND recorded_at < ?",
-                        (stream_id, time.time() - max_age),
-                    ).rowcount
-        return removed
-
-    # -- snapshots, checkpoints, transactions, leases ---------------------------------------
-
-    def save_snapshot(self, stream_id: str, version: int, type: str, state: Any) -> None:
-        text = encode(state)
-        with self._write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
-                (stream_id, version, type, text, time.time()),
-            )
-
-    def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        rows = self._query(
-            "SELECT version, type, state, recorded_at FROM snapshots WHERE stream_id = ?"
-            " ORDER BY version DESC LIMIT 1",
-            (stream_id,),
-        )
-        if not rows:
-            return None
-        version, type_, state, recorded_at = rows[0]
-        return Snapshot(
-            stream_id, version, type_, decode(state), datetime.fromtimestamp(recorded_at, UTC)
-        )
+    # -- transactions, leases --------------------------------------------------------------
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -499,27 +363,16 @@ class SqliteEventStore(EventStore):
         return _FileLease(name, fd)
 
 
-class _SqliteTransaction(Transaction):
-    dialect = "sqlite"
+class _SqliteTransaction(SqlTransaction):
+    dialect = SQLITE.name
+    _dialect = SQLITE
+    _sql = _STATEMENTS
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+        self._conn = self._db = db
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, params).fetchall()
-
-    def get_checkpoint(self, name: str) -> int:
-        row = self._db.execute(
-            "SELECT position FROM checkpoints WHERE name = ?", (name,)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def set_checkpoint(self, name: str, position: int) -> None:
-        self._db.execute(
-            "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-            " position = excluded.position, updated_at = excluded.updated_at",
-            (name, position, time.time()),
-        )
 
 
 class _FileLease(Lease):
