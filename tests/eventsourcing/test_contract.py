@@ -237,6 +237,31 @@ def test_scavenge_removes_hidden_events(store: EventStore) -> None:
     assert store.head_position() == 7
 
 
+def test_scavenge_removes_truncated_and_expired_events(store: EventStore) -> None:
+    store.append("s-1", events(*["E"] * 4))
+    store.append("s-2", events("F", "G"))
+    store.set_stream_metadata("s-1", StreamMetadata(truncate_before=3))
+    store.set_stream_metadata("s-2", StreamMetadata(max_age=3600))
+    assert store.scavenge() == 2
+    assert [(e.stream_id, e.version) for e in store.read_all()] == [
+        ("s-1", 3),
+        ("s-1", 4),
+        ("s-2", 1),
+        ("s-2", 2),
+    ]
+    store.set_stream_metadata("s-2", StreamMetadata(max_age=0.0))
+    assert store.scavenge() == 2
+    assert [(e.stream_id, e.version) for e in store.read_all()] == [("s-1", 3), ("s-1", 4)]
+
+
+def test_a_snapshot_saved_again_at_its_version_replaces_it(store: EventStore) -> None:
+    store.save_snapshot("s-1", 10, "Account", {"balance": 10})
+    store.save_snapshot("s-1", 10, "AccountV2", {"balance": 11})
+    snapshot = store.load_snapshot("s-1")
+    assert snapshot is not None
+    assert (snapshot.version, snapshot.type, snapshot.state) == (10, "AccountV2", {"balance": 11})
+
+
 def test_snapshots_keep_the_latest(store: EventStore) -> None:
     assert store.load_snapshot("s-1") is None
     store.save_snapshot("s-1", 10, "Account", {"balance": 10})

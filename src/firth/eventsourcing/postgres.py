@@ -71,7 +71,6 @@ from firth.eventsourcing.sql import (
     Connection,
     SqlEventStore,
     SqlTransaction,
-    Statements,
 )
 from firth.eventsourcing.store import (
     EncodedEvent,
@@ -117,15 +116,9 @@ def _json_loads(data: str | bytes) -> Any:
     return decode(data if isinstance(data, str) else bytes(data).decode())
 
 
-_STATEMENTS = Statements.of(POSTGRESQL)
-
-
-class PostgresEventStore(SqlEventStore):
+class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
     """`EventStore` on a PostgreSQL database (`postgresql://user@host:port/db`)."""
 
-    dialect = POSTGRESQL.name
-    _dialect = POSTGRESQL
-    _sql = _STATEMENTS
     _COLUMNS = _COLUMNS
 
     def __init__(
@@ -341,11 +334,7 @@ class PostgresEventStore(SqlEventStore):
         return _PostgresLease(name, conn)
 
 
-class _PostgresTransaction(SqlTransaction):
-    dialect = POSTGRESQL.name
-    _dialect = POSTGRESQL
-    _sql = _STATEMENTS
-
+class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = self._pg = conn
 

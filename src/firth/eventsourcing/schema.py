@@ -26,7 +26,10 @@ position: projections, the outbox relay), `stream_metadata` (max-age, max-count,
 truncate-before, soft delete), and `schema_migrations` (one row per applied migration).
 
 A migration is applied once, in order, inside a transaction that also records it; a store
-refuses to open a database whose recorded schema is newer than this code knows.
+refuses to open a database whose recorded schema is newer than this code knows
+(`pending_migrations`, used by both backends). A released migration's text never changes: the
+three `firth_append` versions are assembled from shared parts, and a part that one of them
+uses changes only with a new migration.
 """
 
 from __future__ import annotations

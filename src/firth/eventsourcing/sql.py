@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ class Statements:
     set_checkpoint: str
 
     @classmethod
+    @functools.cache
     def of(cls, dialect: Dialect) -> Statements:
         sql, now = dialect.sql, dialect.now
         return cls(
@@ -192,11 +194,16 @@ class Statements:
 
 
 class SqlEventStore(EventStore):
-    """The `EventStore` methods both SQL backends run alike (see the module)."""
+    """The `EventStore` methods both SQL backends run alike (see the module). A backend names
+    its dialect where it subclasses: `class SqliteEventStore(SqlEventStore, dialect=SQLITE)`."""
 
     _dialect: Dialect
     _sql: Statements
     _COLUMNS: str  # what a page of events selects, as the backend's `recorded_events` decodes
+
+    def __init_subclass__(cls, *, dialect: Dialect, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        cls.dialect, cls._dialect, cls._sql = dialect.name, dialect, Statements.of(dialect)
 
     @abc.abstractmethod
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -340,11 +347,15 @@ class SqlEventStore(EventStore):
 
 
 class SqlTransaction(Transaction):
-    """Checkpoints in a transaction of either SQL backend."""
+    """Checkpoints in a transaction of either SQL backend (subclassed like `SqlEventStore`)."""
 
     _dialect: Dialect
     _sql: Statements
     _conn: Connection
+
+    def __init_subclass__(cls, *, dialect: Dialect, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        cls.dialect, cls._dialect, cls._sql = dialect.name, dialect, Statements.of(dialect)
 
     def get_checkpoint(self, name: str) -> int:
         row = self._conn.execute(self._sql.get_checkpoint, (name,)).fetchone()

@@ -39,7 +39,7 @@ from firth.eventsourcing.errors import (
 from firth.eventsourcing.notify import signal_for
 from firth.eventsourcing.records import ExpectedVersion, RecordedEvent, recorded_events
 from firth.eventsourcing.schema import MIGRATIONS_TABLE, SQLITE_MIGRATIONS
-from firth.eventsourcing.sql import SQLITE, SqlEventStore, SqlTransaction, Statements
+from firth.eventsourcing.sql import SQLITE, SqlEventStore, SqlTransaction
 from firth.eventsourcing.store import (
     EncodedEvent,
     Lease,
@@ -109,15 +109,9 @@ def _in_list(column: str, values: Sequence[str] | None, params: list[Any]) -> st
     return f" AND {column} IN ({','.join('?' * len(values))})"
 
 
-_STATEMENTS = Statements.of(SQLITE)
-
-
-class SqliteEventStore(SqlEventStore):
+class SqliteEventStore(SqlEventStore, dialect=SQLITE):
     """`EventStore` on one SQLite database file."""
 
-    dialect = SQLITE.name
-    _dialect = SQLITE
-    _sql = _STATEMENTS
     _COLUMNS = _COLUMNS
 
     def __init__(
@@ -363,11 +357,7 @@ class SqliteEventStore(SqlEventStore):
         return _FileLease(name, fd)
 
 
-class _SqliteTransaction(SqlTransaction):
-    dialect = SQLITE.name
-    _dialect = SQLITE
-    _sql = _STATEMENTS
-
+class _SqliteTransaction(SqlTransaction, dialect=SQLITE):
     def __init__(self, db: sqlite3.Connection) -> None:
         self._conn = self._db = db
 
