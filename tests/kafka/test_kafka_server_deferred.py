@@ -29,7 +29,7 @@ WAIT_S = 10.0
 
 @dataclass
 class StandIn:
-    groups: GroupCoordinator
+    groups: GroupCoordinator | None
 
 
 class HeldWrites:
@@ -122,6 +122,24 @@ def test_offset_commit_handler_is_a_deferred_that_can_also_be_awaited(tmp_path: 
 
     asyncio.run(body())
     assert not asyncio.iscoroutinefunction(offset_commit)
+
+
+def test_without_a_coordinator_a_commit_is_answered_at_once() -> None:
+    async def body() -> None:
+        server = KafkaServer(cast(Broker, StandIn(None)), "127.0.0.1", 0, None)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection(*server.address)
+            writer.write(commit_frame(1, 5) + commit_frame(2, 6))
+            frames = [await read_frame(reader) for _ in range(2)]
+            assert [correlation(f) for f in frames] == [1, 2]
+            assert {commit_error(f) for f in frames} == {15}  # COORDINATOR_NOT_AVAILABLE
+            assert the_connection(server).deferred == {}
+            writer.close()
+        finally:
+            server.stop_accepting()
+
+    asyncio.run(body())
 
 
 def test_a_deferred_can_be_awaited_and_reads_a_failure_itself() -> None:
