@@ -281,13 +281,8 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _read_stream_page(
-        self, stream_id: str, from_version: int, backwards: bool, limit: int
-    ) -> list[RecordedEvent]:
-        with self._lock:
-            sql, params = self._stream_page_query(stream_id, from_version, backwards, limit)
-            rows = self._query(sql, params, binary=True)
-        return recorded_events(rows)
+    def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return self._query(sql, params, binary=True)  # binary: see _COLUMNS
 
     def _read_all_page(
         self,

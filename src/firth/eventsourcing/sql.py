@@ -2,16 +2,21 @@
 
 A `Dialect` is the small value that holds where the two databases differ for these statements:
 the placeholder (`?` or `%s`), how a stored time is written (SQLite: the client's unix seconds,
-passed as a parameter; PostgreSQL: the server's `now()`), the LIMIT that means none, and how a
-stored JSON value and time come back (SQLite: text and seconds; PostgreSQL: already decoded).
-Statements are written with `?` and translated once per dialect, at import.
+passed as a parameter; PostgreSQL: the server's `now()`), the LIMIT that means none, how a
+stored JSON value and time come back (SQLite: text and seconds; PostgreSQL: already decoded),
+and the max-age cutoff of a stream read (the client's clock on both, as seconds or a datetime).
+Statements are written with `?` and translated once per dialect, when first used.
 
 `SqlEventStore` implements on top of it the `EventStore` methods whose logic is the same on
-both: stream metadata, scavenging, snapshots, stream listing, schema version and migrations, the
-visibility rules of a stream page. `SqlTransaction` does the same for checkpoints. What differs
-for real stays in the backends: connections, error translation, the append and the read_all
-page (each tuned to its database), leases. A backend provides `_query` (a read under its
-connection lock) and `_write` (a write transaction), both translating database errors.
+both: stream metadata, scavenging, snapshots, stream listing, schema version and migrations, a
+page of a stream. `SqlTransaction` does the same for checkpoints. What differs for real stays
+in the backends: connections, error translation, the append and the read_all page (each tuned
+to its database), leases. A backend provides `_query` (a read under its connection lock,
+`_lock`), `_write` (a write transaction), both translating database errors, and `_COLUMNS`
+(what a page of events selects); it names its dialect where it subclasses.
+
+Not shared on purpose: a snapshot saved again at the same version also takes the new time on
+SQLite (INSERT OR REPLACE) but keeps its first time on PostgreSQL, as each backend always did.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +32,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from firth.eventsourcing.codec import decode, encode
-from firth.eventsourcing.records import Snapshot, StreamInfo, StreamMetadata
+from firth.eventsourcing.records import (
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamMetadata,
+    recorded_events,
+)
 from firth.eventsourcing.schema import MIGRATIONS_TABLE, Migration, pending_migrations
 from firth.eventsourcing.store import EventStore, Transaction
 
@@ -199,7 +211,8 @@ class SqlEventStore(EventStore):
 
     _dialect: Dialect
     _sql: Statements
-    _COLUMNS: str  # what a page of events selects, as the backend's `recorded_events` decodes
+    _COLUMNS: str  # what a page of events selects, for `recorded_events` to decode
+    _lock: threading.RLock  # the backend's connection lock
 
     def __init_subclass__(cls, *, dialect: Dialect, **options: Any) -> None:
         super().__init_subclass__(**options)
@@ -244,12 +257,23 @@ class SqlEventStore(EventStore):
     def head_position(self) -> int:
         return int(self._query(self._sql.head_position)[0][0])
 
+    def _read_rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a page of events (`_COLUMNS`), as the backend's decoding wants them."""
+        return self._query(sql, params)
+
+    def _read_stream_page(
+        self, stream_id: str, from_version: int, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        # Under the connection lock: the metadata read first is the page's.
+        with self._lock:
+            sql, params = self._stream_page_query(stream_id, from_version, backwards, limit)
+            rows = self._read_rows(sql, params)
+        return recorded_events(rows)
+
     def _stream_page_query(
         self, stream_id: str, from_version: int, backwards: bool, limit: int
     ) -> tuple[str, list[Any]]:
-        """The statement and parameters of one page of a stream's visible events (the caller
-        holds its connection lock, so the metadata read here is the page's); `_COLUMNS` are
-        the backend's, the columns it decodes."""
+        """The statement and parameters of one page of a stream's visible events."""
         metadata = self.get_stream_metadata(stream_id)
         lowest = 1
         if metadata.truncate_before:

@@ -304,14 +304,6 @@ class SqliteEventStore(SqlEventStore, dialect=SQLITE):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _read_stream_page(
-        self, stream_id: str, from_version: int, backwards: bool, limit: int
-    ) -> list[RecordedEvent]:
-        with self._lock, self._translate():
-            sql, params = self._stream_page_query(stream_id, from_version, backwards, limit)
-            rows = self._db.execute(sql, params).fetchall()
-        return recorded_events(rows)
-
     def _read_all_page(
         self,
         from_position: int,
