@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from firth.broker.broker import Broker, BrokerSettings
 from firth.broker.topic_config import BrokerDefaults
 from firth.config import Config, parse_host_port, parse_users
+from firth.heap import settle_heap
 from firth.kafka.server import KafkaServer
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ def run(config: Config, on_started: Callable[[FirthApp], None] | None = None) ->
         except OSError as exc:
             logger.error("could not start: %s", exc)
             return 1
+        settle_heap()
         if on_started is not None:
             on_started(app)
         loop = asyncio.get_running_loop()

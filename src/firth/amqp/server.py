@@ -23,16 +23,6 @@ resume when it drains.
 
 The capabilities advertised are exactly those implemented (``IMPLEMENTED_CAPABILITIES``).
 
-Garbage collector (``settle_heap``, once per process when the first listener starts on the
-main thread, as in ``firth serve``; a broker on a thread of another program, such as the
-tests' in-process broker, leaves that program's collector alone): the
-objects that exist by then (modules, definitions, loaded queues) are moved out of the
-collector's sight with ``gc.freeze()``, and a full collection is considered every 100 young
-collections instead of every 10. Without it a full collection walks the ~47,000 startup
-objects plus every queued message: 20 ms on an idle broker, 90 ms with 200,000 messages
-queued, several times a minute under load, every connection stalled meanwhile. Cyclic garbage
-is still collected, later; reference counting frees everything else at once as before.
-
 Resource alarms: once a second the server asks the virtual host how much memory its queued
 messages take (``VirtualHost.memory_bytes``, an estimate) and the file system how much disk is
 free under the data folder; above ``memory_limit`` or below ``disk_free_limit`` it sends connection.blocked to every client that announced the capability and
@@ -44,13 +34,11 @@ resumes.
 from __future__ import annotations
 
 import asyncio
-import gc
 import ipaddress
 import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -110,23 +98,6 @@ DISK_FREE_LIMIT = 50 * 1000 * 1000
 MEMORY_HIGH_WATERMARK = 0.4
 """Fraction of physical memory that queued message bodies may fill before publishers are
 blocked (RabbitMQ's vm_memory_high_watermark default)."""
-
-
-FULL_COLLECTION_EVERY = 100
-"""Young (generation 1) collections between two full ones (CPython's default is 10)."""
-_heap_settled = False
-
-
-def settle_heap() -> None:
-    """Freeze what exists now and make full collections rarer (see the module docstring).
-    Process-wide; only the first call acts."""
-    global _heap_settled
-    if _heap_settled:
-        return
-    _heap_settled = True
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 def _default_memory_limit() -> int:
@@ -469,8 +440,6 @@ class AmqpServer:
             lambda: AmqpProtocol(self), self.host, self.port, reuse_address=True, backlog=512
         )
         logger.info("AMQP listener on %s:%d", *self.address)
-        if threading.current_thread() is threading.main_thread():
-            settle_heap()
         self._alarm_task = loop.create_task(self._watch_memory())
         if self.admin is not None:
             await self.admin.start()
