@@ -58,6 +58,8 @@ class FirthApp:
                 num_partitions=config.num_partitions,
                 retention_check_interval_ms=config.retention_check_interval_ms,
                 group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+                group_consumer_session_timeout_ms=config.group_consumer_session_timeout_ms,
+                group_consumer_heartbeat_interval_ms=config.group_consumer_heartbeat_interval_ms,
             )
         )
         host, port = parse_host_port(config.kafka_listen)

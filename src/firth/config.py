@@ -112,6 +112,9 @@ class Config:
     retention_check_interval_ms: int = 300_000
     # How long a new consumer group waits for more members before its first rebalance.
     group_initial_rebalance_delay_ms: int = 3000
+    # KIP-848 consumer groups: the session timeout and heartbeat interval the coordinator sets.
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
     # Bound on a graceful stop (SIGINT/SIGTERM): after it, in-flight work is abandoned.
     shutdown_timeout_s: float = 10.0
     log_level: str = "INFO"
@@ -329,6 +332,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "message_max_bytes": _at_least(0),
     "retention_check_interval_ms": _at_least(1),
     "group_initial_rebalance_delay_ms": _at_least(0),
+    "group_consumer_session_timeout_ms": _at_least(1),
+    "group_consumer_heartbeat_interval_ms": _at_least(1),
     "shutdown_timeout_s": _at_least(0.0),
     "log_level": _check_level,
     "node_id": _at_least(0),
@@ -350,6 +355,8 @@ _TYPES: dict[str, tuple[type, bool]] = {
     "message_max_bytes": (int, False),
     "retention_check_interval_ms": (int, False),
     "group_initial_rebalance_delay_ms": (int, False),
+    "group_consumer_session_timeout_ms": (int, False),
+    "group_consumer_heartbeat_interval_ms": (int, False),
     "shutdown_timeout_s": (float, False),
     "log_level": (str, False),
     "node_id": (int, False),

@@ -19,6 +19,7 @@ from firth.broker.catalog import Catalog
 from firth.broker.group_commit import GroupCommit
 from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.coordinator import GroupCoordinator
+from firth.broker.groups.protocols import DualProtocolCoordinator
 from firth.broker.producers import ProducerIdAllocator
 from firth.broker.queues import PropertiesCodec, VirtualHost
 from firth.broker.topic_config import BrokerDefaults
@@ -41,6 +42,8 @@ class BrokerSettings:
     background_flush_interval_ms: int = 1_000
     producer_snapshot_interval_ms: int = 30_000
     group_initial_rebalance_delay_ms: int = 3_000
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
 
 
 class Broker:
@@ -75,11 +78,16 @@ class Broker:
         group_config = GroupConfig(
             fsync=self.settings.fsync,
             initial_rebalance_delay_ms=self.settings.group_initial_rebalance_delay_ms,
+            consumer_session_timeout_ms=self.settings.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms=self.settings.group_consumer_heartbeat_interval_ms,
         )
         # Opened on the loop thread: its timers bind to the running loop. Loading the offsets
         # store is a short read at start-up.
-        self.groups = GroupCoordinator.open(
-            self.settings.data_dir, group_config, partition_exists=self._partition_exists
+        self.groups = DualProtocolCoordinator.open_dual(
+            self.settings.data_dir,
+            group_config,
+            partition_exists=self._partition_exists,
+            partition_counts=self._partition_counts,
         )
         logger.info(
             "opened %d topics from %s in %.2fs",
@@ -147,6 +155,9 @@ class Broker:
         for partition in list(self.catalog.all_partitions()):
             partition.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS)
             self.catalog.save_producer_state(partition)
+
+    def _partition_counts(self) -> dict[str, int]:
+        return {name: len(topic.partitions) for name, topic in self.catalog.topics.items()}
 
     def _partition_exists(self, topic: str, partition: int) -> bool:
         found = self.catalog.topics.get(topic)

@@ -40,6 +40,11 @@ class GroupConfig:
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     # offsets.retention.check.interval.ms, Kafka's default.
     offsets_retention_check_interval_ms: int = 600_000
+    # KIP-848 consumer groups (group.protocol=consumer): the coordinator, not the client, sets
+    # the session timeout (group.consumer.session.timeout.ms) and the heartbeat interval it
+    # tells members to use (group.consumer.heartbeat.interval.ms). Kafka's defaults.
+    consumer_session_timeout_ms: int = 45_000
+    consumer_heartbeat_interval_ms: int = 5_000
     # Offsets store: fsync each batch of records before answering (False only in tests).
     fsync: bool = True
     # Offsets store: write a snapshot and start a new log once the log grows past this.

@@ -88,6 +88,8 @@ API_TABLE: dict[int, ApiSpec] = {
         ApiSpec(15, "DescribeGroups", 0, 6, "consumer_groups"),
         ApiSpec(42, "DeleteGroups", 0, 2, "consumer_groups"),
         ApiSpec(47, "OffsetDelete", 0, 0, "consumer_groups"),
+        # consumer groups (KIP-848 consumer protocol)
+        ApiSpec(68, "ConsumerGroupHeartbeat", 0, 1, "consumer_group_protocol"),
     )
 }
 
@@ -96,6 +98,7 @@ ENABLED_GROUPS: dict[str, bool] = {
     "admin": True,
     "producer": True,
     "consumer_groups": True,
+    "consumer_group_protocol": True,
 }
 """Flip a group to True once its handlers exist; ApiVersions then advertises it."""
 

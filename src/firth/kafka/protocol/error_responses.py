@@ -161,6 +161,19 @@ def _join_group(req: Any, code: int, message: str | None, version: int) -> dict[
     return {"error_code": code, "generation_id": -1, "member_id": req.member_id}
 
 
+def _consumer_group_heartbeat(
+    req: Any, code: int, message: str | None, version: int
+) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "error_message": message,
+        "member_id": req.member_id,
+        "member_epoch": 0,
+        "heartbeat_interval": 0,
+        "assignment": None,
+    }
+
+
 def _leave_group(req: Any, code: int, message: str | None, version: int) -> dict[str, Any]:
     members = getattr(req, "members", ())
     return {
@@ -281,6 +294,7 @@ ERROR_SHAPES: dict[int, Shape] = {
     44: _resources("responses"),
     47: _topic_partitions,
     60: _describe_cluster,
+    68: _consumer_group_heartbeat,
 }
 
 
