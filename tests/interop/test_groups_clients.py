@@ -40,6 +40,11 @@ def _emit(event: str, **fields: Any) -> None:
     print(json.dumps({"e": event, **fields}), flush=True)
 
 
+def incremental(cfg: dict[str, Any]) -> bool:
+    """Does the member get partitions added and taken away (rather than all replaced)?"""
+    return cfg["assignor"] == "cooperative-sticky" or cfg["client"] == "confluent-consumer"
+
+
 def _run_confluent(cfg: dict[str, Any], stopping: threading.Event) -> None:
     from confluent_kafka import Consumer
 
@@ -48,24 +53,30 @@ def _run_confluent(cfg: dict[str, Any], stopping: threading.Event) -> None:
         "group.id": cfg["group"],
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-        "session.timeout.ms": cfg["session_ms"],
-        "heartbeat.interval.ms": HEARTBEAT_MS,
-        "partition.assignment.strategy": cfg["assignor"],
     }
+    if cfg["client"] == "confluent-consumer":
+        # KIP-848: the coordinator sets session timeout and heartbeat interval and assigns.
+        conf["group.protocol"] = "consumer"
+        if cfg["assignor"] is not None:
+            conf["group.remote.assignor"] = cfg["assignor"]
+    else:
+        conf["session.timeout.ms"] = cfg["session_ms"]
+        conf["heartbeat.interval.ms"] = HEARTBEAT_MS
+        conf["partition.assignment.strategy"] = cfg["assignor"]
     if cfg.get("instance"):
         conf["group.instance.id"] = cfg["instance"]
     consumer = Consumer(conf)
 
     def on_assign(c, partitions):  # type: ignore[no-untyped-def]
         _emit("assigned", p=[tp.partition for tp in partitions])
-        if cfg["assignor"] == "cooperative-sticky":
+        if incremental(cfg):
             c.incremental_assign(partitions)
         else:
             c.assign(partitions)
 
     def on_revoke(c, partitions):  # type: ignore[no-untyped-def]
         _emit("revoked", p=[tp.partition for tp in partitions])
-        if cfg["assignor"] == "cooperative-sticky":
+        if incremental(cfg):
             c.incremental_unassign(partitions)
         else:
             c.unassign()
@@ -170,6 +181,7 @@ def member_main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     runner = {
         "confluent": _run_confluent,
+        "confluent-consumer": _run_confluent,
         "kafka-python": _run_kafka_python,
         "aiokafka": _run_aiokafka,
     }[cfg["client"]]
@@ -229,7 +241,7 @@ class Member:
 
     def assignment(self) -> set[int]:
         owned: set[int] = set()
-        eager = self.cfg["assignor"] != "cooperative-sticky"
+        eager = not incremental(self.cfg)
         for event in self.snapshot():
             if event["e"] == "assigned":
                 if eager:
@@ -309,7 +321,7 @@ def start(
     topic: str,
     group: str,
     *,
-    assignor: str = "range",
+    assignor: str | None = "range",
     instance: str | None = None,
     session_ms: int = SESSION_MS,
     work_s: float = 0.0,
