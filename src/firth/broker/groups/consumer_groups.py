@@ -167,6 +167,32 @@ class HeartbeatResult:
     """None: unchanged since the last answer (the client keeps what it has)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConsumerMemberDescription:
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    member_epoch: int
+    client_id: str
+    client_host: str
+    subscribed_topic_names: tuple[str, ...]
+    subscribed_topic_regex: str | None
+    assignment: frozenset[Partition]
+    target_assignment: frozenset[Partition]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupDescription:
+    error: ErrorCode
+    message: str | None
+    group_id: str
+    state: str = ""
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    assignor: str = ""
+    members: tuple[ConsumerMemberDescription, ...] = ()
+
+
 def _failed(error: ErrorCode, message: str, member_id: str | None = None) -> HeartbeatResult:
     return HeartbeatResult(error, message, member_id, 0)
 
@@ -212,6 +238,40 @@ class ConsumerGroupCoordinator:
             return False
         del self.groups[group_id]
         return True
+
+    def describe(self, group_id: str) -> ConsumerGroupDescription:
+        """ConsumerGroupDescribe: GROUP_ID_NOT_FOUND unless `group_id` is a consumer group."""
+        group = self.groups.get(group_id)
+        if group is None:
+            why = "is not a consumer group" if self.classic_in_use(group_id) else "not found"
+            return ConsumerGroupDescription(
+                ErrorCode.GROUP_ID_NOT_FOUND, f"group {group_id} {why}", group_id
+            )
+        members = tuple(
+            ConsumerMemberDescription(
+                m.member_id,
+                m.instance_id,
+                m.rack_id,
+                m.epoch,
+                m.client_id,
+                m.client_host,
+                tuple(sorted(m.subscribed_names)),
+                m.subscribed_regex,
+                m.assigned,
+                group.target.get(m.member_id, frozenset()),
+            )
+            for m in group.members.values()
+        )
+        return ConsumerGroupDescription(
+            ErrorCode.NONE,
+            None,
+            group_id,
+            group.state.value,
+            group.epoch,
+            group.target_epoch,
+            group.assignor,
+            members,
+        )
 
     # ------------------------------------------------------------------ heartbeat
 

@@ -142,10 +142,11 @@ class DualProtocolCoordinator(GroupCoordinator):
         owned = self.consumer_groups.groups
         listings = [g for g in super().list_groups(wanted, types) if g.group_id not in owned]
         state_filter = {s.lower() for s in wanted} if wanted else None
-        type_filter = set(types) if types else None
-        if type_filter is None or CONSUMER_PROTOCOL_TYPE in type_filter:
+        if types is None or CONSUMER_PROTOCOL_TYPE in types:
             for group in owned.values():
                 state = group.state.value
                 if state_filter is None or state.lower() in state_filter:
-                    listings.append(GroupListing(group.group_id, CONSUMER_PROTOCOL_TYPE, state))
+                    listings.append(
+                        GroupListing(group.group_id, CONSUMER_PROTOCOL_TYPE, state, "consumer")
+                    )
         return listings

@@ -80,6 +80,8 @@ class GroupListing:
     group_id: str
     protocol_type: str
     state: str
+    group_type: str = "classic"
+    """"classic" (JoinGroup) or "consumer" (KIP-848 ConsumerGroupHeartbeat)."""
 
 
 @dataclass(frozen=True, slots=True)

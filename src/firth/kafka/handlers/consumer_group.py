@@ -1,9 +1,12 @@
-"""ConsumerGroupHeartbeat (KIP-848, API key 68): the Kafka face of `consumer_groups`.
+"""ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69): the Kafka face of KIP-848 groups.
 
 Translates between the wire and `ConsumerGroupCoordinator.heartbeat`: topic ids on the wire,
 topic names in the coordinator (owned partitions of a topic id this broker does not know are
 dropped: the topic is gone), the client host as Kafka reports it ("/127.0.0.1"). v0 lets the
 coordinator generate member ids; from v1 the client generates its own and must send it.
+
+ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for a group that is not a consumer group
+(unknown, or classic), which is what makes admin clients fall back to DescribeGroups.
 """
 
 from __future__ import annotations
@@ -13,13 +16,24 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+from firth.broker.catalog import Catalog
 from firth.broker.groups import ErrorCode
+from firth.broker.groups.assignors import Partition
 from firth.broker.groups.consumer_groups import HeartbeatRequest
 from firth.broker.groups.protocols import DualProtocolCoordinator
 from firth.kafka.handlers import handles
 from firth.kafka.handlers.context import RequestContext
 
-CONSUMER_GROUP_HEARTBEAT = 68
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
+
+NOT_PROVIDED = -(2**31)
+"""authorized_operations when the client did not ask for them."""
+
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+"""READ, DELETE and DESCRIBE: what anyone may do to a group here (there are no ACLs)."""
+
+CONSUMER_MEMBER_TYPE = 1
+"""ConsumerGroupDescribe v1 member_type: the member speaks the consumer protocol."""
 
 
 def _ms(value: Any) -> int:
@@ -94,3 +108,70 @@ async def consumer_group_heartbeat(ctx: RequestContext) -> bytes:
             "assignment": assignment,
         }
     )
+
+
+def _described_assignment(catalog: Catalog, partitions: frozenset[Partition]) -> dict[str, Any]:
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for name, partition in sorted(partitions):
+        by_topic[name].append(partition)
+    return {
+        "topic_partitions": [
+            {"topic_id": catalog.topics[name].topic_id, "topic_name": name, "partitions": parts}
+            for name, parts in by_topic.items()
+            if name in catalog.topics
+        ]
+    }
+
+
+@handles(CONSUMER_GROUP_DESCRIBE)
+async def consumer_group_describe(ctx: RequestContext) -> bytes:
+    request = ctx.decode()
+    coordinator = ctx.broker.groups
+    catalog = ctx.broker.catalog
+    operations = GROUP_OPERATIONS if request.include_authorized_operations else NOT_PROVIDED
+    described = []
+    for group_id in request.group_ids:
+        if not isinstance(coordinator, DualProtocolCoordinator):
+            described.append(
+                {
+                    "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE),
+                    "group_id": group_id,
+                    "group_state": "",
+                    "group_epoch": -1,
+                    "assignment_epoch": -1,
+                    "assignor_name": "",
+                    "members": [],
+                    "authorized_operations": operations,
+                }
+            )
+            continue
+        d = coordinator.consumer_groups.describe(group_id)
+        described.append(
+            {
+                "error_code": int(d.error),
+                "error_message": d.message,
+                "group_id": group_id,
+                "group_state": d.state,
+                "group_epoch": d.group_epoch,
+                "assignment_epoch": d.assignment_epoch,
+                "assignor_name": d.assignor,
+                "members": [
+                    {
+                        "member_id": m.member_id,
+                        "instance_id": m.instance_id,
+                        "rack_id": m.rack_id,
+                        "member_epoch": m.member_epoch,
+                        "client_id": m.client_id,
+                        "client_host": m.client_host,
+                        "subscribed_topic_names": list(m.subscribed_topic_names),
+                        "subscribed_topic_regex": m.subscribed_topic_regex,
+                        "assignment": _described_assignment(catalog, m.assignment),
+                        "target_assignment": _described_assignment(catalog, m.target_assignment),
+                        "member_type": CONSUMER_MEMBER_TYPE,
+                    }
+                    for m in d.members
+                ],
+                "authorized_operations": operations,
+            }
+        )
+    return ctx.respond({"throttle_time": 0, "groups": described})

@@ -6,7 +6,7 @@ Each handler translates the kio request entity into a call on the protocol-neutr
 (state machine, fencing, durability) live there, not here. What is Kafka-specific stays here:
 version differences (v0 JoinGroup has no rebalance timeout, LeaveGroup v3 batches members,
 OffsetFetch v8 batches groups, FindCoordinator v4 batches keys), the client host format
-("/127.0.0.1", as Kafka reports it), and the group type ("classic") of ListGroups v5.
+("/127.0.0.1", as Kafka reports it), and the group type (classic or consumer) of ListGroups v5.
 
 This broker is the coordinator of every group and transaction id, so FindCoordinator always
 names it. The coordinator's error codes carry Kafka's numbers and go on the wire unchanged.
@@ -39,9 +39,6 @@ DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE = 15, 16, 42, 47
 
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 """FindCoordinator key types this broker coordinates (it is the only broker)."""
-
-CLASSIC_GROUP_TYPE = "classic"
-"""ListGroups v5 group type: every group here speaks the classic (JoinGroup) protocol."""
 
 NOT_PROVIDED = -(2**31)
 """DescribeGroups authorized_operations when the client did not ask for them."""
@@ -466,7 +463,7 @@ async def list_groups(ctx: RequestContext) -> bytes:
         )
     states = list(getattr(request, "states_filter", ()) or ())
     types = {t.lower() for t in getattr(request, "types_filter", ()) or ()}
-    listings = [] if types and CLASSIC_GROUP_TYPE not in types else coordinator.list_groups(states)
+    listings = [g for g in coordinator.list_groups(states) if not types or g.group_type in types]
     return ctx.respond(
         {
             "throttle_time": 0,
@@ -476,7 +473,7 @@ async def list_groups(ctx: RequestContext) -> bytes:
                     "group_id": g.group_id,
                     "protocol_type": g.protocol_type,
                     "group_state": g.state,
-                    "group_type": CLASSIC_GROUP_TYPE,
+                    "group_type": g.group_type,
                 }
                 for g in listings
             ],

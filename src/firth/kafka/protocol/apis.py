@@ -90,6 +90,7 @@ API_TABLE: dict[int, ApiSpec] = {
         ApiSpec(47, "OffsetDelete", 0, 0, "consumer_groups"),
         # consumer groups (KIP-848 consumer protocol)
         ApiSpec(68, "ConsumerGroupHeartbeat", 0, 1, "consumer_group_protocol"),
+        ApiSpec(69, "ConsumerGroupDescribe", 0, 1, "consumer_group_protocol"),
     )
 }
 

@@ -174,6 +174,27 @@ def _consumer_group_heartbeat(
     }
 
 
+def _consumer_group_describe(
+    req: Any, code: int, message: str | None, version: int
+) -> dict[str, Any]:
+    return {
+        "groups": [
+            {
+                "error_code": code,
+                "error_message": message,
+                "group_id": group_id,
+                "group_state": "",
+                "group_epoch": -1,
+                "assignment_epoch": -1,
+                "assignor_name": "",
+                "members": [],
+                "authorized_operations": -(2**31),
+            }
+            for group_id in req.group_ids
+        ]
+    }
+
+
 def _leave_group(req: Any, code: int, message: str | None, version: int) -> dict[str, Any]:
     members = getattr(req, "members", ())
     return {
@@ -295,6 +316,7 @@ ERROR_SHAPES: dict[int, Shape] = {
     47: _topic_partitions,
     60: _describe_cluster,
     68: _consumer_group_heartbeat,
+    69: _consumer_group_describe,
 }
 
 
