@@ -19,7 +19,7 @@ from tests.interop.conftest_broker import RawClient
 from tests.interop.test_groups_clients import new_topic
 from tests.interop.test_groups_durability import join, join_fields
 
-HEARTBEAT, DESCRIBE, OFFSET_COMMIT, API_VERSIONS = 68, 69, 8, 18
+HEARTBEAT, DESCRIBE, OFFSET_COMMIT, OFFSET_FETCH, API_VERSIONS = 68, 69, 8, 9, 18
 DESCRIBE_GROUPS, LIST_GROUPS = 15, 16
 V = 1
 
@@ -87,6 +87,29 @@ def commit(client: RawClient, group: str, member: str, epoch: int, topic: str) -
     return int(answer.topics[0].partitions[0].error_code)
 
 
+def fetch(
+    client: RawClient, group: str, member: str | None, epoch: int, topic: str
+) -> tuple[int, int]:
+    """OffsetFetch v9 of partition 0: (the group's error code, the committed offset)."""
+    answer = client.request(
+        OFFSET_FETCH,
+        9,
+        {
+            "groups": [
+                {
+                    "group_id": group,
+                    "member_id": member,
+                    "member_epoch": epoch,
+                    "topics": [{"name": topic, "partition_indexes": [0]}],
+                }
+            ],
+            "require_stable": False,
+        },
+    )
+    (result,) = answer.groups
+    return int(result.error_code), result.topics[0].partitions[0].committed_offset
+
+
 def test_unknown_members_fenced_epochs_and_stale_commits(broker: Any) -> None:
     topic = new_topic(broker.bootstrap, partitions=2)
     with RawClient(broker.bootstrap) as client:
@@ -109,6 +132,11 @@ def test_unknown_members_fenced_epochs_and_stale_commits(broker: Any) -> None:
         assert commit(client, "wire", "m1", epoch + 1, topic) == STALE_MEMBER_EPOCH
         assert commit(client, "wire", "ghost", epoch, topic) == UNKNOWN_MEMBER_ID
         assert commit(client, "wire", "", -1, topic) == UNKNOWN_MEMBER_ID  # group has members
+        # OffsetFetch v9 names the member too; without a member it is an admin's fetch.
+        assert fetch(client, "wire", "m1", epoch, topic) == (NONE, 1)
+        assert fetch(client, "wire", "m1", epoch + 1, topic) == (STALE_MEMBER_EPOCH, -1)
+        assert fetch(client, "wire", "ghost", epoch, topic) == (UNKNOWN_MEMBER_ID, -1)
+        assert fetch(client, "wire", None, -1, topic) == (NONE, 1)
         # Leaving: epoch -1 answers -1; the member is then unknown.
         for member in ("m0", "m1"):
             left = beat(client, "wire", member, -1)

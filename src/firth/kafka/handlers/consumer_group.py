@@ -17,10 +17,11 @@ from collections import defaultdict
 from typing import Any
 
 from firth.broker.catalog import Catalog
-from firth.broker.groups import ErrorCode
+from firth.broker.groups import ErrorCode, GroupCoordinator
 from firth.broker.groups.assignors import Partition
 from firth.broker.groups.consumer_groups import HeartbeatRequest
 from firth.broker.groups.protocols import DualProtocolCoordinator
+from firth.broker.groups.results import OffsetFetchResult
 from firth.kafka.handlers import handles
 from firth.kafka.handlers.context import RequestContext
 
@@ -175,3 +176,17 @@ async def consumer_group_describe(ctx: RequestContext) -> bytes:
             }
         )
     return ctx.respond({"throttle_time": 0, "groups": described})
+
+
+def fenced_fetch(
+    coordinator: GroupCoordinator | None, group_id: str, request: Any, result: OffsetFetchResult
+) -> OffsetFetchResult:
+    """OffsetFetch v9 to a consumer group: refused (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH) when
+    it names a member (a member id and an epoch of 0 or more) that is not in it at that epoch."""
+    if not isinstance(coordinator, DualProtocolCoordinator):
+        return result
+    consumer_groups = coordinator.consumer_groups
+    if not consumer_groups.owns(group_id):
+        return result
+    error = consumer_groups.fetch_error(group_id, request.member_id, request.member_epoch)
+    return result if error is None else OffsetFetchResult(error)

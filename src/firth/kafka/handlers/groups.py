@@ -28,6 +28,7 @@ from firth.broker.groups.results import (
     TopicPartition,
 )
 from firth.kafka.handlers import handles
+from firth.kafka.handlers.consumer_group import fenced_fetch
 from firth.kafka.handlers.context import RequestContext
 from firth.kafka.handlers.deferred import Deferred
 from firth.kafka.protocol.header import RequestHeader
@@ -398,6 +399,8 @@ async def offset_fetch(ctx: RequestContext) -> bytes:
         groups = []
         for group in request.groups:
             result, asked = _fetch_one(coordinator, group.group_id, group.topics)
+            if ctx.version >= 9:  # v9 names the member: a consumer group checks its epoch
+                result = fenced_fetch(coordinator, group.group_id, group, result)
             groups.append(
                 {
                     "group_id": group.group_id,
