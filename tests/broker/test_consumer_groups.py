@@ -327,3 +327,18 @@ def test_assignors_assign_each_subscribed_partition_once(assignor, subs, counts)
     if assignor is uniform and len({frozenset(s) for s in subs.values()}) == 1:
         sizes = [len(p) for p in target.values()]
         assert max(sizes) - min(sizes) <= 1
+
+
+def test_an_empty_group_is_forgotten_after_the_retention_and_a_closed_core_refuses() -> None:
+    h = Harness()
+    h.join("a")
+    h.core.heartbeat(HeartbeatRequest("g", "a", -1))
+    del h.owned["a"]
+    assert h.core.describe("g").state == "Empty"
+    h.timers.advance(h.core.config.empty_group_retention_ms / 1000 + 1)
+    assert not h.core.owns("g")
+    assert h.core.describe("g").error is ErrorCode.GROUP_ID_NOT_FOUND
+    h.join("b")
+    h.core.close()
+    refused = h.core.heartbeat(HeartbeatRequest("g", "b", 1))
+    assert refused.error is ErrorCode.COORDINATOR_NOT_AVAILABLE

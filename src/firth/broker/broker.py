@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from firth.broker.catalog import Catalog
+from firth.broker.catalog import Catalog, Topic
 from firth.broker.group_commit import GroupCommit
 from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.coordinator import GroupCoordinator
@@ -44,6 +45,22 @@ class BrokerSettings:
     group_initial_rebalance_delay_ms: int = 3_000
     group_consumer_session_timeout_ms: int = 45_000
     group_consumer_heartbeat_interval_ms: int = 5_000
+
+
+class _PartitionCounts(Mapping[str, int]):
+    """Topic name -> partition count, read from the catalog on lookup (no copy per call)."""
+
+    def __init__(self, topics: Mapping[str, Topic]) -> None:
+        self._topics = topics
+
+    def __getitem__(self, name: str) -> int:
+        return len(self._topics[name].partitions)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._topics)
+
+    def __len__(self) -> int:
+        return len(self._topics)
 
 
 class Broker:
@@ -156,8 +173,8 @@ class Broker:
             partition.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS)
             self.catalog.save_producer_state(partition)
 
-    def _partition_counts(self) -> dict[str, int]:
-        return {name: len(topic.partitions) for name, topic in self.catalog.topics.items()}
+    def _partition_counts(self) -> Mapping[str, int]:
+        return _PartitionCounts(self.catalog.topics)
 
     def _partition_exists(self, topic: str, partition: int) -> bool:
         found = self.catalog.topics.get(topic)

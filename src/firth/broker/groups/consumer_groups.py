@@ -123,6 +123,8 @@ class ConsumerGroup:
     partition_counts: dict[str, int] = field(default_factory=dict)
     """Partition counts of the subscribed topics the target assignment was computed with."""
     assignor: str = next(iter(ASSIGNORS))
+    empty_timer: TimerHandle | None = None
+    """Forgets the group once it has been empty for `empty_group_retention_ms`."""
 
     @property
     def state(self) -> ConsumerGroupState:
@@ -213,9 +215,13 @@ class ConsumerGroupCoordinator:
         self.classic_in_use = classic_in_use
         """Does a classic group with this id have members (so this protocol may not take it)?"""
         self.groups: dict[str, ConsumerGroup] = {}
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True
         for group in self.groups.values():
+            if group.empty_timer is not None:
+                group.empty_timer.cancel()
             for member in group.members.values():
                 member.cancel_timers()
         self.groups.clear()
@@ -236,6 +242,8 @@ class ConsumerGroupCoordinator:
             return True
         if group.members:
             return False
+        if group.empty_timer is not None:
+            group.empty_timer.cancel()
         del self.groups[group_id]
         return True
 
@@ -276,6 +284,8 @@ class ConsumerGroupCoordinator:
     # ------------------------------------------------------------------ heartbeat
 
     def heartbeat(self, request: HeartbeatRequest) -> HeartbeatResult:
+        if self.closed:
+            return _failed(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the coordinator is stopping")
         error = self._invalid(request)
         if error is not None:
             return error
@@ -431,6 +441,9 @@ class ConsumerGroupCoordinator:
                 request.rebalance_timeout_ms,
             )
             group.members[member_id] = member
+            if group.empty_timer is not None:
+                group.empty_timer.cancel()
+                group.empty_timer = None
             if request.instance_id is not None:
                 group.static_members[request.instance_id] = member_id
             logger.info("consumer group %s: member %s joined", group.group_id, member_id)
@@ -669,6 +682,16 @@ class ConsumerGroupCoordinator:
             why,
             group.epoch,
         )
+        if not group.members:
+            group.empty_timer = self.timers.call_at(
+                self.timers.now() + self.config.empty_group_retention_ms / 1000,
+                lambda: self._forget_if_empty(group),
+            )
+
+    def _forget_if_empty(self, group: ConsumerGroup) -> None:
+        group.empty_timer = None
+        if not group.members and self.groups.get(group.group_id) is group:
+            del self.groups[group.group_id]
 
     # ------------------------------------------------------------------ offsets
 
