@@ -24,6 +24,7 @@ from firth.broker.groups.consumer_groups import (
 )
 from firth.broker.groups.errors import ErrorCode
 from firth.broker.groups.timers import ManualTimers
+from firth.broker.groups.topic_regex import TopicMatcher, regex_error
 
 SESSION_MS = 6000
 TOPICS = {"t": 6, "u": 3}
@@ -342,3 +343,41 @@ def test_an_empty_group_is_forgotten_after_the_retention_and_a_closed_core_refus
     h.core.close()
     refused = h.core.heartbeat(HeartbeatRequest("g", "b", 1))
     assert refused.error is ErrorCode.COORDINATOR_NOT_AVAILABLE
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["orders\\..*", "^(audit|metrics)-[a-z]+$", "t|u", "[a-z0-9._-]{1,40}", "(?:a.)?b*"],
+)
+def test_ordinary_subscription_regexes_are_served(pattern: str) -> None:
+    assert regex_error(pattern) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("(a+)+b", "nested repetition"),
+        ("(a|aa)*c", "alternation inside a repetition"),
+        ("a*a*a*a*b", "more than 3 repetitions"),
+        ("(a)\\1", "backreferences"),
+        ("(?=a)a", "lookarounds"),
+        ("(", "missing )"),
+    ],
+)
+def test_regexes_that_could_stall_the_loop_are_refused(pattern: str, why: str) -> None:
+    error = regex_error(pattern)
+    assert error is not None and why in error
+
+
+def test_a_refused_regex_is_invalid_regular_expression_and_matching_is_whole_name() -> None:
+    h = Harness()
+    refused = h.core.heartbeat(
+        HeartbeatRequest(
+            "g", "a", 0, rebalance_timeout_ms=1, subscribed_topic_regex="(t+)+", owned=frozenset()
+        )
+    )
+    assert refused.error is ErrorCode.INVALID_REGULAR_EXPRESSION
+    assert refused.message is not None and "nested repetition" in refused.message
+    h.counts["tt"] = 1
+    matcher = TopicMatcher("t")
+    assert matcher.matches("t") and not matcher.matches("tt")

@@ -303,3 +303,33 @@ def test_cli_describes_lists_resets_and_deletes_a_consumer_group(
     code, out = groups(capsys, broker, "delete", "cli-consumer-protocol")
     assert code == 0 and "deleted group cli-consumer-protocol" in out
     assert "cli-consumer-protocol" not in {g["group"] for g in as_json(capsys, broker, "list")}
+
+
+def test_regex_subscription_follows_matching_topics(broker: Any) -> None:
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    prefix = f"rx{time.monotonic_ns()}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for name in (f"{prefix}-a", f"{prefix}-b", f"other{prefix}"):
+        admin.create_topics([NewTopic(name, 2, 1)])[name].result(15)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": f"{prefix}-group",
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([f"^{prefix}-.*"])
+
+        def assigned() -> set[tuple[str, int]] | None:
+            consumer.poll(0.2)
+            owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+            return owned if len(owned) == 4 else None
+
+        owned = wait_for(assigned, 30, "the matching topics' partitions")
+        assert owned == {(f"{prefix}-{t}", p) for t in "ab" for p in range(2)}
+    finally:
+        consumer.close()

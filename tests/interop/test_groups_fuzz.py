@@ -33,7 +33,7 @@ from tests.interop.conftest_broker import RawClient
 GROUP_APIS = [
     (spec.key, version)
     for spec in API_TABLE.values()
-    if spec.group == "consumer_groups"
+    if spec.group in ("consumer_groups", "consumer_group_protocol")
     for version in range(spec.min_version, spec.max_version + 1)
 ]
 MAY_WAIT = {11, 14}  # JoinGroup, SyncGroup

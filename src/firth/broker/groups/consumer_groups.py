@@ -39,7 +39,6 @@ here awaits.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from firth.broker.groups.assignors import ASSIGNORS, Partition, choose_assignor
 from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.errors import ErrorCode
 from firth.broker.groups.timers import TimerHandle, Timers
+from firth.broker.groups.topic_regex import TopicMatcher, regex_error
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +95,16 @@ class ConsumerMember:
     session_timer: TimerHandle | None = None
     revocation_timer: TimerHandle | None = None
 
+    matcher: TopicMatcher | None = None
+
     def subscribed(self, topics: Iterable[str]) -> frozenset[str]:
         """Subscribed topic names: the listed ones and those the regex matches in `topics`."""
         if self.subscribed_regex is None:
             return self.subscribed_names
-        pattern = re.compile(self.subscribed_regex)
-        return self.subscribed_names | {t for t in topics if pattern.fullmatch(t)}
+        if self.matcher is None or self.matcher.pattern != self.subscribed_regex:
+            self.matcher = TopicMatcher(self.subscribed_regex)
+        matcher = self.matcher
+        return self.subscribed_names | {t for t in topics if matcher.matches(t)}
 
     def cancel_timers(self) -> None:
         for timer in (self.session_timer, self.revocation_timer):
@@ -396,12 +400,11 @@ class ConsumerGroupCoordinator:
                 request.member_id,
             )
         if request.subscribed_topic_regex:
-            try:
-                re.compile(request.subscribed_topic_regex)
-            except re.error as exc:
+            why = regex_error(request.subscribed_topic_regex)
+            if why is not None:
                 return _failed(
                     ErrorCode.INVALID_REGULAR_EXPRESSION,
-                    f"SubscribedTopicRegex is invalid: {exc}",
+                    f"SubscribedTopicRegex is not served: {why}",
                     request.member_id,
                 )
         return None
