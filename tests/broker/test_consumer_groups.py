@@ -252,14 +252,38 @@ def test_offset_commit_and_fetch_checks() -> None:
     h = Harness()
     h.join("a")
     epoch = h.epochs["a"]
-    assert h.core.commit_error("g", "a", epoch) is None
-    assert h.core.commit_error("g", "a", epoch - 1) is ErrorCode.STALE_MEMBER_EPOCH
-    assert h.core.commit_error("g", "zz", epoch) is ErrorCode.UNKNOWN_MEMBER_ID
-    assert h.core.commit_error("g", "", -1) is ErrorCode.UNKNOWN_MEMBER_ID
+    mine = [("t", 0)]
+    assert h.core.commit_errors("g", "a", epoch, mine) == {}
+    assert h.core.commit_errors("g", "a", epoch + 1, mine) == {
+        ("t", 0): ErrorCode.STALE_MEMBER_EPOCH
+    }
+    assert h.core.commit_errors("g", "zz", epoch, mine) == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
+    assert h.core.commit_errors("g", "", -1, mine) == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
     assert h.core.fetch_error("g", None, -1) is None
     assert h.core.fetch_error("g", "a", epoch + 1) is ErrorCode.STALE_MEMBER_EPOCH
     h.core.heartbeat(HeartbeatRequest("g", "a", -1))
-    assert h.core.commit_error("g", "", -1) is None
+    assert h.core.commit_errors("g", "", -1, mine) == {}
+
+
+def test_a_commit_with_the_previous_epoch_is_accepted_for_partitions_held_since() -> None:
+    h = Harness()
+    h.join("a")
+    old_epoch = h.epochs["a"]
+    h.join("b")
+    h.beat("a", ack=False)
+    h.beat("a")  # a moves to the new epoch, keeping three partitions, given at the old one
+    h.settle(["a", "b"])
+    kept, moved = sorted(h.owned["a"]), sorted(h.owned["b"])
+    assert h.epochs["a"] > old_epoch
+    # a's commit was sent before it heard of its new epoch: fine for what it still holds...
+    assert h.core.commit_errors("g", "a", old_epoch, kept) == {}
+    # ...not for what b holds now, nor for b committing with an epoch before b got them.
+    assert h.core.commit_errors("g", "a", old_epoch, moved[:1]) == {
+        moved[0]: ErrorCode.STALE_MEMBER_EPOCH
+    }
+    assert h.core.commit_errors("g", "b", h.epochs["b"] - 1, moved[:1]) == {
+        moved[0]: ErrorCode.STALE_MEMBER_EPOCH
+    }
 
 
 def test_group_size_is_bounded() -> None:

@@ -91,6 +91,8 @@ class ConsumerMember:
     previous_epoch: int = 0
     state: MemberState = MemberState.STABLE
     assigned: frozenset[Partition] = frozenset()
+    assignment_epochs: dict[Partition, int] = field(default_factory=dict)
+    """Partition -> the member epoch at which it was given to this member (KIP-1251)."""
     revoking: frozenset[Partition] = frozenset()
     session_timer: TimerHandle | None = None
     revocation_timer: TimerHandle | None = None
@@ -632,6 +634,7 @@ class ConsumerGroupCoordinator:
         )
         for partition in free:
             group.owners[partition] = member.member_id
+            member.assignment_epochs[partition] = group.target_epoch
         member.assigned = keep | free
         if member.epoch != group.target_epoch:
             member.previous_epoch, member.epoch = member.epoch, group.target_epoch
@@ -698,17 +701,33 @@ class ConsumerGroupCoordinator:
 
     # ------------------------------------------------------------------ offsets
 
-    def commit_error(self, group_id: str, member_id: str, member_epoch: int) -> ErrorCode | None:
-        """Why an OffsetCommit to this consumer group is refused, or None (Kafka's checks)."""
+    def commit_errors(
+        self, group_id: str, member_id: str, member_epoch: int, partitions: Iterable[Partition]
+    ) -> dict[Partition, ErrorCode]:
+        """The partitions of an OffsetCommit to this consumer group that are refused, and why.
+
+        The member's current epoch commits anything. An older epoch (the member has not yet
+        heard of its new one) commits the partitions it has held since that epoch or earlier,
+        which no one else can have committed since (Kafka's KIP-1251 assignment epochs); the
+        rest get STALE_MEMBER_EPOCH, as does a newer epoch.
+        """
         group = self.groups[group_id]
+        wanted = list(partitions)
         if member_epoch < 0 and not group.members:
-            return None  # an admin or a consumer outside group management: the group is empty
+            return {}  # an admin or a consumer outside group management: the group is empty
         member = group.members.get(member_id)
         if member is None:
-            return ErrorCode.UNKNOWN_MEMBER_ID
-        if member_epoch != member.epoch:
-            return ErrorCode.STALE_MEMBER_EPOCH
-        return None
+            return dict.fromkeys(wanted, ErrorCode.UNKNOWN_MEMBER_ID)
+        if member_epoch == member.epoch:
+            return {}
+        if member_epoch > member.epoch or member_epoch < 0:
+            return dict.fromkeys(wanted, ErrorCode.STALE_MEMBER_EPOCH)
+        held = member.assigned | member.revoking
+        return {
+            p: ErrorCode.STALE_MEMBER_EPOCH
+            for p in wanted
+            if p not in held or member.assignment_epochs.get(p, member.epoch) > member_epoch
+        }
 
     def fetch_error(
         self, group_id: str, member_id: str | None, member_epoch: int

@@ -115,11 +115,18 @@ class DualProtocolCoordinator(GroupCoordinator):
         leader_epochs: Mapping[tuple[str, int], int] | None = None,
     ) -> dict[TopicPartition, ErrorCode]:
         if self.consumer_groups.owns(group_id):
-            error = self.consumer_groups.commit_error(group_id, member_id, generation)
-            if error is not None:
-                return dict.fromkeys((TopicPartition(*key) for key in offsets), error)
+            refused = self.consumer_groups.commit_errors(group_id, member_id, generation, offsets)
+            allowed = {key: value for key, value in offsets.items() if key not in refused}
             # Fenced by member epoch above; stored as a commit outside classic membership.
-            generation, member_id, group_instance_id = -1, "", None
+            stored = (
+                await super().commit_offsets(group_id, -1, "", None, allowed, leader_epochs)
+                if allowed
+                else {}
+            )
+            return {
+                TopicPartition(*key): refused.get(key) or stored[TopicPartition(*key)]
+                for key in offsets
+            }
         return await super().commit_offsets(
             group_id, generation, member_id, group_instance_id, offsets, leader_epochs
         )
