@@ -8,6 +8,9 @@
   group commit).
 - `errors.ErrorCode`: the codes operations answer with, numbered as Kafka numbers them.
 - `timers`: the injectable clock (the loop's, or a manual one for tests).
+- `consumer_groups`, `assignors`, `topic_regex`: KIP-848 consumer groups (ConsumerGroupHeartbeat),
+  server-side assignors and subscription regexes; `protocols.DualProtocolCoordinator` serves both
+  protocols over one offsets store.
 
 See docs/groups.md.
 """
