@@ -405,3 +405,17 @@ def test_a_refused_regex_is_invalid_regular_expression_and_matching_is_whole_nam
     h.counts["tt"] = 1
     matcher = TopicMatcher("t")
     assert matcher.matches("t") and not matcher.matches("tt")
+
+
+def test_a_static_member_rejoining_mid_revocation_frees_what_it_was_revoking() -> None:
+    h = Harness()
+    h.join("a", instance_id="ia")
+    h.join("b")
+    shrink = h.beat("a", ack=False)  # a must revoke three partitions...
+    assert shrink.assignment is not None and len(shrink.assignment) == 3
+    assert h.beat("a", epoch=99).error is ErrorCode.FENCED_MEMBER_EPOCH  # ...but is fenced
+    del h.owned["a"]  # and gives up everything, then rejoins with epoch 0 and its instance id
+    back = h.join("a", instance_id="ia")
+    assert back.assignment == shrink.assignment
+    h.settle(["a", "b"])
+    assert sorted(len(p) for p in h.owned.values()) == [3, 3]

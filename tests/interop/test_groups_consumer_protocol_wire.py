@@ -200,6 +200,11 @@ def test_a_group_id_speaks_one_protocol(broker: Any) -> None:
         )
         (member,) = group.members
         assert member.member_id == "m" and member.member_type == 1
+        # The classic DescribeGroups does not describe it (Kafka: Dead; from v6 an error).
+        (classic,) = client.request(DESCRIBE_GROUPS, 5, {"groups": ["consumer-only"]}).groups
+        assert (classic.error_code, classic.group_state) == (NONE, "Dead")
+        (v6,) = client.request(DESCRIBE_GROUPS, 6, {"groups": ["consumer-only"]}).groups
+        assert v6.error_code == GROUP_ID_NOT_FOUND
         assert [p.topic_name for p in member.assignment.topic_partitions] == [topic]
         listed = client.request(LIST_GROUPS, 5, {"states_filter": [], "types_filter": []})
         types = {g.group_id: g.group_type for g in listed.groups}

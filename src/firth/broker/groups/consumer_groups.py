@@ -505,6 +505,9 @@ class ConsumerGroupCoordinator:
     ) -> ConsumerMember:
         """A static member's new incarnation takes over the old one's partitions."""
         old.cancel_timers()
+        # What the old incarnation was still revoking is free: the new one never had it.
+        self._release(group, old.revoking)
+        old.revoking = frozenset()
         del group.members[old.member_id]
         if old.member_id in group.target:
             group.target[member_id] = group.target.pop(old.member_id)

@@ -10,6 +10,7 @@ It overrides only the operations where the protocols meet:
 - OffsetCommit to a consumer group is fenced by member epoch (UNKNOWN_MEMBER_ID,
   STALE_MEMBER_EPOCH), then stored like any other commit;
 - DeleteGroups refuses a consumer group with members (NON_EMPTY_GROUP);
+- DescribeGroups (the classic API) answers Dead for a consumer group, as Kafka does;
 - ListGroups shows consumer groups with their own state names and protocol type "consumer".
 
 The classic coordinator keeps an Empty group object for every group id with committed offsets
@@ -26,7 +27,12 @@ from firth.broker.groups.consumer_groups import ConsumerGroupCoordinator, TopicP
 from firth.broker.groups.coordinator import GroupCoordinator, OffsetCommits, PartitionExists
 from firth.broker.groups.errors import ErrorCode
 from firth.broker.groups.member import Protocols
-from firth.broker.groups.results import GroupListing, JoinResult, TopicPartition
+from firth.broker.groups.results import (
+    GroupDescription,
+    GroupListing,
+    JoinResult,
+    TopicPartition,
+)
 from firth.broker.groups.states import GroupState
 from firth.broker.groups.store import OffsetStore
 from firth.broker.groups.timers import Timers
@@ -130,6 +136,19 @@ class DualProtocolCoordinator(GroupCoordinator):
         return await super().commit_offsets(
             group_id, generation, member_id, group_instance_id, offsets, leader_epochs
         )
+
+    def describe_groups(self, group_ids: Iterable[str]) -> list[GroupDescription]:
+        """DescribeGroups (classic) does not describe consumer groups: Dead, as in Kafka (and
+        GROUP_ID_NOT_FOUND from v6); ConsumerGroupDescribe does."""
+        names = list(group_ids)
+        owned = self.consumer_groups.groups
+        classic = iter(super().describe_groups([g for g in names if g not in owned]))
+        return [
+            GroupDescription(ErrorCode.NONE, g, GroupState.DEAD.value, "", "", found=False)
+            if g in owned
+            else next(classic)
+            for g in names
+        ]
 
     async def delete_groups(self, group_ids: Iterable[str]) -> dict[str, ErrorCode]:
         names = list(group_ids)
