@@ -310,6 +310,12 @@ def test_range_gives_contiguous_ranges_per_topic() -> None:
     assert target["m3"] == {("t", 5), ("t", 6), ("u", 2)}
 
 
+def test_range_puts_static_members_first_by_instance_id() -> None:
+    subs = {m: frozenset({"t"}) for m in ("m1", "m2", "m3")}
+    target = range_(subs, {"t": 3}, {}, {"m1": None, "m2": "z", "m3": "a"})
+    assert (target["m3"], target["m2"], target["m1"]) == ({("t", 0)}, {("t", 1)}, {("t", 2)})
+
+
 def test_uniform_is_sticky() -> None:
     subs = {m: frozenset({"t"}) for m in ("a", "b", "c")}
     before = uniform(subs, {"t": 6}, {})

@@ -11,9 +11,10 @@ topics and the previous target assignment; they return every member's new target
   sticky: a member keeps what it had, up to its fair share, so a membership change moves only
   the partitions it has to. Then it evens out (moves from the most to the least loaded member
   that may take the partition) until no move can reduce the spread.
-- `range`: per topic, the members subscribed to it (sorted by member id) get contiguous ranges
-  of partitions, the first `count % members` of them one more. Members subscribed to the same
-  co-partitioned topics get the same partition numbers of each.
+- `range`: per topic, the members subscribed to it (static members by instance id first, then
+  the others by member id) get contiguous ranges of partitions, the first `count % members` of
+  them one more. Members subscribed to the same co-partitioned topics get the same partition
+  numbers of each. As Kafka's server-side range, it is not sticky.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ Assignment = dict[str, frozenset[Partition]]
 """member id -> its partitions."""
 
 Assignor = Callable[
-    [Mapping[str, frozenset[str]], Mapping[str, int], Mapping[str, frozenset[Partition]]],
+    [
+        Mapping[str, frozenset[str]],
+        Mapping[str, int],
+        Mapping[str, frozenset[Partition]],
+        Mapping[str, str | None],
+    ],
     Assignment,
 ]
-"""(member id -> subscribed topics, topic -> partition count, previous target) -> target."""
+"""(member id -> subscribed topics, topic -> partition count, previous target,
+member id -> group.instance.id) -> target."""
 
 
 def _all_partitions(
@@ -46,6 +53,7 @@ def uniform(
     subscriptions: Mapping[str, frozenset[str]],
     partition_counts: Mapping[str, int],
     previous: Mapping[str, frozenset[Partition]],
+    instance_ids: Mapping[str, str | None] | None = None,
 ) -> Assignment:
     members = sorted(subscriptions)
     if not members:
@@ -101,14 +109,23 @@ def range_(
     subscriptions: Mapping[str, frozenset[str]],
     partition_counts: Mapping[str, int],
     previous: Mapping[str, frozenset[Partition]],
+    instance_ids: Mapping[str, str | None] | None = None,
 ) -> Assignment:
     del previous  # range is a function of the membership alone
+    instances = instance_ids or {}
+
+    def rank(member: str) -> tuple[int, str]:
+        # Static members first, by instance id, so a rolling restart (new member ids, same
+        # instance ids) keeps every range where it was; then the others by member id.
+        instance = instances.get(member)
+        return (0, instance) if instance is not None else (1, member)
+
     owned: dict[str, set[Partition]] = {m: set() for m in subscriptions}
     topics = sorted(
         {t for topics in subscriptions.values() for t in topics} & set(partition_counts)
     )
     for topic in topics:
-        members = sorted(m for m, topics in subscriptions.items() if topic in topics)
+        members = sorted((m for m, topics in subscriptions.items() if topic in topics), key=rank)
         count = partition_counts[topic]
         share, extra = divmod(count, len(members))
         start = 0

@@ -591,7 +591,8 @@ class ConsumerGroupCoordinator:
         group.assignor = choose_assignor([m.server_assignor for m in members])
         counts = group.partition_counts
         subscriptions = {m.member_id: m.subscribed(counts) for m in members}
-        group.target = ASSIGNORS[group.assignor](subscriptions, counts, group.target)
+        instances = {m.member_id: m.instance_id for m in members}
+        group.target = ASSIGNORS[group.assignor](subscriptions, counts, group.target, instances)
         group.target_epoch = group.epoch
         logger.info(
             "consumer group %s: target assignment at epoch %d (%s) for %d members",
