@@ -19,6 +19,7 @@ topics and the previous target assignment; they return every member's new target
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping
 
 Partition = tuple[str, int]
@@ -74,35 +75,55 @@ def uniform(
             ):
                 owned[member].add(partition)
                 taken.add(partition)
-    # The rest, each to the least loaded member that subscribes to its topic.
+    # The rest, each to the least loaded member that subscribes to its topic: one heap per topic
+    # of (count, member), refreshed lazily (a member's count only grows, so an entry is at most
+    # too small; it is corrected when it reaches the top).
+    heaps: dict[str, list[tuple[int, str]]] = {}
     for partition in partitions:
         if partition in taken:
             continue
-        eligible = [m for m in members if partition[0] in subscriptions[m]]
-        if eligible:
-            chosen = min(eligible, key=lambda m: (len(owned[m]), m))
-            owned[chosen].add(partition)
-            taken.add(partition)
-    # Even out: move a partition from a member to one holding two or more fewer, while possible.
-    moved = True
-    while moved:
-        moved = False
-        for giver in sorted(members, key=lambda m: (-len(owned[m]), m)):
-            for partition in sorted(owned[giver]):
-                takers = [
-                    m
-                    for m in members
-                    if partition[0] in subscriptions[m] and len(owned[m]) < len(owned[giver]) - 1
-                ]
-                if takers:
-                    taker = min(takers, key=lambda m: (len(owned[m]), m))
-                    owned[giver].discard(partition)
-                    owned[taker].add(partition)
-                    moved = True
-                    break
-            if moved:
-                break
+        topic = partition[0]
+        heap = heaps.get(topic)
+        if heap is None:
+            heap = [(len(owned[m]), m) for m in members if topic in subscriptions[m]]
+            heapq.heapify(heap)
+            heaps[topic] = heap
+        if not heap:
+            continue
+        count, chosen = heap[0]
+        while count != len(owned[chosen]):
+            heapq.heapreplace(heap, (len(owned[chosen]), chosen))
+            count, chosen = heap[0]
+        owned[chosen].add(partition)
+        taken.add(partition)
+        heapq.heapreplace(heap, (count + 1, chosen))
+    # Even out (only unequal subscriptions can leave work here): move a partition from a member
+    # to one holding two or more fewer, while possible.
+    while max(len(p) for p in owned.values()) - min(len(p) for p in owned.values()) > 1:
+        if not _move_one(members, subscriptions, owned):
+            break
     return {m: frozenset(owned[m]) for m in members}
+
+
+def _move_one(
+    members: list[str],
+    subscriptions: Mapping[str, frozenset[str]],
+    owned: dict[str, set[Partition]],
+) -> bool:
+    """Move one partition from the most loaded member able to give one; False if none can."""
+    for giver in sorted(members, key=lambda m: (-len(owned[m]), m)):
+        for partition in sorted(owned[giver]):
+            takers = [
+                m
+                for m in members
+                if partition[0] in subscriptions[m] and len(owned[m]) < len(owned[giver]) - 1
+            ]
+            if takers:
+                taker = min(takers, key=lambda m: (len(owned[m]), m))
+                owned[giver].discard(partition)
+                owned[taker].add(partition)
+                return True
+    return False
 
 
 def range_(
