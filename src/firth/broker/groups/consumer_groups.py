@@ -127,6 +127,8 @@ class ConsumerGroup:
     owners: dict[Partition, str] = field(default_factory=dict)
     """Partition -> the member holding it (assigned, or not yet revoked)."""
     partition_counts: dict[str, int] = field(default_factory=dict)
+    subscriptions: tuple[frozenset[str], list[ConsumerMember]] | None = None
+    """Cache: the topic names members list, and the members with a regex; None after a change."""
     """Partition counts of the subscribed topics the target assignment was computed with."""
     assignor: str = next(iter(ASSIGNORS))
     empty_timer: TimerHandle | None = None
@@ -335,6 +337,8 @@ class ConsumerGroupCoordinator:
         if request.rack_id is not None:
             member.rack_id = request.rack_id
         member.client_id, member.client_host = request.client_id, request.client_host
+        if bump:
+            group.subscriptions = None
         counts = self._subscribed_counts(group)
         if counts != group.partition_counts:
             group.partition_counts = counts
@@ -580,9 +584,15 @@ class ConsumerGroupCoordinator:
     # ------------------------------------------------------------------ assignment
 
     def _subscribed_counts(self, group: ConsumerGroup) -> dict[str, int]:
+        """Partition counts of every topic some member subscribes to (by name or regex)."""
         counts = self.partition_counts()
-        topics: set[str] = set()
-        for member in group.members.values():
+        if group.subscriptions is None:
+            members = group.members.values()
+            names = frozenset().union(*(m.subscribed_names for m in members))
+            group.subscriptions = names, [m for m in members if m.subscribed_regex is not None]
+        names, with_regex = group.subscriptions
+        topics = set(names)
+        for member in with_regex:
             topics |= member.subscribed(counts)
         return {t: counts[t] for t in sorted(topics) if t in counts}
 
@@ -683,6 +693,7 @@ class ConsumerGroupCoordinator:
             group.static_members.get(member.instance_id) == member.member_id
         ):
             del group.static_members[member.instance_id]
+        group.subscriptions = None
         group.partition_counts = self._subscribed_counts(group)
         group.epoch += 1
         logger.info(
