@@ -392,11 +392,17 @@ def test_ordinary_subscription_regexes_are_served(pattern: str) -> None:
         ("(a)\\1", "backreferences"),
         ("(?=a)a", "lookarounds"),
         ("(", "missing )"),
+        ("a{4294967296}", "too large"),
     ],
 )
 def test_regexes_that_could_stall_the_loop_are_refused(pattern: str, why: str) -> None:
     error = regex_error(pattern)
     assert error is not None and why in error
+
+
+def test_deeply_nested_regexes_are_judged_without_crashing() -> None:
+    assert regex_error("(" * 499 + ")" * 499) is not None  # refused (too deep), not raised
+    assert regex_error("(?:" * 100 + "a" + ")" * 100) is None
 
 
 def test_a_refused_regex_is_invalid_regular_expression_and_matching_is_whole_name() -> None:

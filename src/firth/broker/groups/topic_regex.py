@@ -41,8 +41,8 @@ def regex_error(pattern: str) -> str | None:
         return f"longer than {MAX_PATTERN_CHARS} characters"
     try:
         parsed = sre_parse.parse(pattern)
-    except re.error as exc:
-        return str(exc)
+    except (re.error, OverflowError, RecursionError) as exc:  # e.g. a{4294967296}, deep nesting
+        return str(exc) or type(exc).__name__
     repeats = 0
 
     def walk(items: Any, inside_repeat: bool) -> None:
@@ -68,8 +68,11 @@ def regex_error(pattern: str) -> str | None:
 
     try:
         walk(parsed, False)
+        re.compile(pattern)
     except _Refused as refused:
         return str(refused)
+    except (re.error, OverflowError, RecursionError) as exc:
+        return str(exc) or type(exc).__name__
     return None
 
 
