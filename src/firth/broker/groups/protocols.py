@@ -31,6 +31,7 @@ from firth.broker.groups.results import (
     GroupDescription,
     GroupListing,
     JoinResult,
+    PendingCommit,
     TopicPartition,
 )
 from firth.broker.groups.states import GroupState
@@ -111,7 +112,7 @@ class DualProtocolCoordinator(GroupCoordinator):
             require_known_member_id,
         )
 
-    async def commit_offsets(
+    def start_commit(
         self,
         group_id: str,
         generation: int,
@@ -119,23 +120,22 @@ class DualProtocolCoordinator(GroupCoordinator):
         group_instance_id: str | None,
         offsets: OffsetCommits,
         leader_epochs: Mapping[tuple[str, int], int] | None = None,
-    ) -> dict[TopicPartition, ErrorCode]:
-        if self.consumer_groups.owns(group_id):
-            refused = self.consumer_groups.commit_errors(group_id, member_id, generation, offsets)
-            allowed = {key: value for key, value in offsets.items() if key not in refused}
-            # Fenced by member epoch above; stored as a commit outside classic membership.
-            stored = (
-                await super().commit_offsets(group_id, -1, "", None, allowed, leader_epochs)
-                if allowed
-                else {}
+    ) -> PendingCommit:
+        """OffsetCommit (and `commit_offsets`, which goes through here). To a consumer group:
+        fenced by member epoch, then stored as a commit outside classic membership."""
+        if not self.consumer_groups.owns(group_id):
+            return super().start_commit(
+                group_id, generation, member_id, group_instance_id, offsets, leader_epochs
             )
-            return {
-                TopicPartition(*key): refused.get(key) or stored[TopicPartition(*key)]
-                for key in offsets
-            }
-        return await super().commit_offsets(
-            group_id, generation, member_id, group_instance_id, offsets, leader_epochs
-        )
+        refused = self.consumer_groups.commit_errors(group_id, member_id, generation, offsets)
+        allowed = {key: value for key, value in offsets.items() if key not in refused}
+        if allowed:
+            pending = super().start_commit(group_id, -1, "", None, allowed, leader_epochs)
+        else:
+            pending = PendingCommit({})
+        for key, error in refused.items():
+            pending.results[TopicPartition(*key)] = error
+        return pending
 
     def describe_groups(self, group_ids: Iterable[str]) -> list[GroupDescription]:
         """DescribeGroups (classic) does not describe consumer groups: Dead, as in Kafka (and
