@@ -431,3 +431,22 @@ def test_a_static_member_rejoining_mid_revocation_frees_what_it_was_revoking() -
     assert back.assignment == shrink.assignment
     h.settle(["a", "b"])
     assert sorted(len(p) for p in h.owned.values()) == [3, 3]
+
+
+def test_a_member_id_keeps_its_instance_id() -> None:
+    h = Harness()
+    h.join("a", instance_id="ia")
+    h.join("d")
+    for member, instance in (("a", "other"), ("a", None), ("d", "id")):
+        changed = h.core.heartbeat(
+            HeartbeatRequest(
+                "g",
+                member,
+                0,
+                instance_id=instance,
+                rebalance_timeout_ms=1000,
+                subscribed_topic_names=("t",),
+                owned=frozenset(),
+            )
+        )
+        assert changed.error is ErrorCode.INVALID_REQUEST

@@ -422,6 +422,15 @@ class ConsumerGroupCoordinator:
         member_id = request.member_id or str(uuid.uuid4())
         epoch = request.member_epoch
         if epoch == JOIN_EPOCH:
+            known = group.members.get(member_id)
+            if known is not None and known.instance_id != request.instance_id:
+                # A member id keeps its instance id: otherwise a rejoin could not be told from
+                # one member taking over another's instance id.
+                return _failed(
+                    ErrorCode.INVALID_REQUEST,
+                    f"member {member_id} cannot change its instance id",
+                    member_id,
+                )
             if request.instance_id is not None and request.instance_id in group.static_members:
                 old = group.members[group.static_members[request.instance_id]]
                 if old.member_id != member_id and old.epoch != STATIC_LEAVE_EPOCH:
