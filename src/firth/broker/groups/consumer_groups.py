@@ -317,6 +317,8 @@ class ConsumerGroupCoordinator:
             self.groups[request.group_id] = group
         member_or_error = self._member(group, request)
         if isinstance(member_or_error, HeartbeatResult):
+            if not group.members and group.empty_timer is None and group.epoch == 0:
+                del self.groups[group.group_id]  # created for this join, which failed
             return member_or_error
         member, is_new = member_or_error
         before = member.assigned
