@@ -85,6 +85,9 @@ def _run_confluent(cfg: dict[str, Any], stopping: threading.Event) -> None:
     _emit("started")
     while not stopping.is_set():
         msg = consumer.poll(0.1)
+        if msg is not None and msg.error():
+            error = msg.error()
+            _emit("error", name=error.name(), text=error.str())
         if msg is None or msg.error():
             continue
         _emit("msg", p=msg.partition(), o=msg.offset())

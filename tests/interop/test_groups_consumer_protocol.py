@@ -195,6 +195,35 @@ def test_static_member_back_within_the_session_timeout_gets_its_partitions_back(
         assert other.membership_events_since(moment) == []
 
 
+def test_sigkilled_static_member_is_replaced_only_after_its_session_expires(
+    broker: Any, members: list[Member]
+) -> None:
+    """As in Kafka: a new incarnation may not take an instance id whose holder never left
+    (UNRELEASED_INSTANCE_ID, fatal for librdkafka); after the session timeout it may."""
+    topic = new_topic(broker.bootstrap)
+    group = "static-kill"
+    trio = [
+        start(members, CLIENT, broker.bootstrap, topic, group, instance=f"static-kill-{i}")
+        for i in range(3)
+    ]
+    settled_spread(trio, 60)
+    trio[1].kill()
+    early = start(members, CLIENT, broker.bootstrap, topic, group, instance="static-kill-1")
+    refusal = wait_for(
+        lambda: [e for e in early.snapshot() if e["e"] == "error" and e["name"] == "_FATAL"],
+        30,
+        "the early incarnation's fatal error",
+    )
+    # librdkafka's text for UNRELEASED_INSTANCE_ID (111).
+    assert "instance ID is still used by another member" in refusal[0]["text"]
+    assert early.assignment() == set()
+    survivors = [trio[0], trio[2]]
+    wait_for(lambda: spread(survivors), SESSION_MS / 1000 + 15, "survivors to own every partition")
+    late = start(members, CLIENT, broker.bootstrap, topic, group, instance="static-kill-1")
+    owned = settled_spread([*survivors, late], 60)
+    assert sorted(len(o) for o in owned) == [2, 2, 2]
+
+
 # ---------------------------------------------------------------- broker restarts
 
 
