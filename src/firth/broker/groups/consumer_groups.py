@@ -21,8 +21,11 @@ Theory of operation (the "consumer" group protocol, librdkafka's group.protocol=
 - Fencing: a heartbeat with an epoch other than the member's gets FENCED_MEMBER_EPOCH (the
   previous epoch is accepted when the member's owned partitions are a subset of its assignment:
   it lost our answer); an unknown member id gets UNKNOWN_MEMBER_ID. Both make the client drop its
-  partitions and rejoin with epoch 0. OffsetCommit from a member must carry its current epoch
-  (else STALE_MEMBER_EPOCH).
+  partitions and rejoin with epoch 0. OffsetCommit from a member carries its epoch: the current
+  one commits anything, an older one only the partitions held since then (KIP-1251 assignment
+  epochs); the rest get STALE_MEMBER_EPOCH.
+- Empty groups are forgotten after `empty_group_retention_ms` (their offsets stay), so joins
+  under ever new group ids cost bounded memory over time.
 - Membership is not persisted (as for classic groups): after a broker restart members heartbeat
   into a group the coordinator does not know and get UNKNOWN_MEMBER_ID, which makes them rejoin;
   committed offsets live in the shared offsets store and survive. (Kafka, which persists the
@@ -57,7 +60,7 @@ LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
 
 TopicPartitionCounts = Callable[[], Mapping[str, int]]
-"""Every topic's partition count, read when an assignment is computed."""
+"""Every topic's partition count (looked up on each heartbeat, so it must be cheap)."""
 
 
 class MemberState(Enum):
