@@ -8,6 +8,15 @@ on; the consumer acknowledges with ``multiple`` every ``--ack-every`` deliveries
 ``--prefetch`` unacked. Frames are encoded and decoded with Firth's own codec
 (``firth.amqp.protocol``), client side.
 
+``--producers N`` publishes each row's messages from N connections at once (the count split
+among them, each its own pipelined generator with its own ``--confirms`` window); ``--consumers
+N`` drains the queue with N connections sharing the work, each with its own ``--prefetch``. A
+publish rate is all messages over the time from the first publish to the last confirm (or, with
+no confirms, until a passive declare counts them all); a consume rate is all deliveries over the
+time from the first basic.consume to the last delivery. ``--persistent`` or ``--transient`` runs
+only that pair of rows; ``--queue-type quorum`` declares the durable and latency queues with
+``x-queue-type=quorum`` (the transient queue stays classic: a quorum queue is always durable).
+
 Rows (100-byte messages by default):
 
 1. durable queue, persistent messages, publisher confirms: publish rate;
@@ -25,6 +34,7 @@ RabbitMQ 3.10 node (Debian's package, see tests/amqp_interop/rabbitmq_node.py) a
 both in the same run. ``--json`` prints the results as JSON.
 
     python bench/amqp_throughput.py --messages 200000 --rabbitmq --measure-latency
+    python bench/amqp_throughput.py --messages 200000 --producers 3 --consumers 2 --persistent
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,90 +202,165 @@ class Result:
     seconds: float
     rate: float
     extra: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """The run's settings (size, producers, consumers, confirms, prefetch, ...), for --json."""
 
 
-async def declare(client: Client, queue: str, durable: bool) -> None:
+async def declare(client: Client, queue: str, durable: bool, queue_type: str = "classic") -> None:
+    arguments = {} if queue_type == "classic" else {"x-queue-type": queue_type}
     await client.call(1, m.QueueDelete(queue=queue), m.QueueDeleteOk)
-    await client.call(1, m.QueueDeclare(queue=queue, durable=durable), m.QueueDeclareOk)
+    declare = m.QueueDeclare(queue=queue, durable=durable, arguments=arguments)
+    await client.call(1, declare, m.QueueDeclareOk)
 
 
-async def publish_confirmed(url: str, queue: str, count: int, size: int, window: int) -> float:
-    client = await connect(url)
-    await client.call(1, m.ConfirmSelect(), m.ConfirmSelectOk)
-    frame = publish_frame(client, queue, b"x" * size, True)
-    confirmed = 0
-    sent = 0
-    more = asyncio.Event()
-    done = asyncio.get_running_loop().create_future()
+def shares(count: int, parts: int) -> list[int]:
+    """``count`` split into ``parts`` nearly equal whole shares (the first ones one larger)."""
+    return [count // parts + (1 if index < count % parts else 0) for index in range(parts)]
 
-    def on_ack(tag: int, multiple: bool, ok: bool) -> None:
-        nonlocal confirmed
-        if not ok:
-            raise SystemExit("nack")
-        confirmed = tag if multiple else max(confirmed, tag)
-        more.set()
-        if confirmed >= count and not done.done():
-            done.set_result(None)
 
-    client.on_ack = on_ack
+async def timed(work: Callable[[], Awaitable[Any]]) -> float:
+    """Seconds ``work()`` takes (the connections it uses are already open)."""
     started = time.perf_counter()
-    while sent < count:
-        room = min(window - (sent - confirmed), count - sent)
-        if room <= 0:
-            more.clear()
-            await more.wait()
-            continue
-        client.send(frame * room)
-        sent += room
-        await client.paused.wait()
-    await asyncio.wait_for(done, PHASE_LIMIT_S)
-    elapsed = time.perf_counter() - started
-    client.transport.close()  # type: ignore[union-attr]
+    await work()
+    return time.perf_counter() - started
+
+
+def on_each(clients: Sequence[Client], work: Callable[[Client, int], Awaitable[None]]) -> Any:
+    """``work(client, index)`` on every client at once, as one awaitable."""
+    return asyncio.gather(*(work(client, index) for index, client in enumerate(clients)))
+
+
+def close_all(clients: Sequence[Client]) -> None:
+    for client in clients:
+        client.transport.close()  # type: ignore[union-attr]
+
+
+async def publish_confirmed(
+    url: str, queue: str, count: int, size: int, window: int, producers: int = 1
+) -> float:
+    """Publish ``count`` persistent messages from ``producers`` connections, each keeping at
+    most ``window`` unconfirmed: seconds from the first publish to the last confirm."""
+    clients = [await connect(url) for _ in range(producers)]
+    for client in clients:
+        await client.call(1, m.ConfirmSelect(), m.ConfirmSelectOk)
+    counts = shares(count, producers)
+
+    async def produce(client: Client, index: int) -> None:
+        total = counts[index]
+        if total == 0:
+            return
+        frame = publish_frame(client, queue, b"x" * size, True)
+        confirmed = 0
+        sent = 0
+        more = asyncio.Event()
+        done = asyncio.get_running_loop().create_future()
+
+        def on_ack(tag: int, multiple: bool, ok: bool) -> None:
+            nonlocal confirmed
+            if not ok:
+                raise SystemExit("nack")
+            confirmed = tag if multiple else max(confirmed, tag)
+            more.set()
+            if confirmed >= total and not done.done():
+                done.set_result(None)
+
+        client.on_ack = on_ack
+        while sent < total:
+            room = min(window - (sent - confirmed), total - sent)
+            if room <= 0:
+                more.clear()
+                await more.wait()
+                continue
+            client.send(frame * room)
+            sent += room
+            await client.paused.wait()
+        await asyncio.wait_for(done, PHASE_LIMIT_S)
+
+    elapsed = await timed(lambda: on_each(clients, produce))
+    close_all(clients)
     return elapsed
 
 
-async def publish_unconfirmed(url: str, queue: str, count: int, size: int) -> float:
-    client = await connect(url)
-    frame = publish_frame(client, queue, b"x" * size, False)
+async def publish_unconfirmed(
+    url: str, queue: str, count: int, size: int, producers: int = 1
+) -> float:
+    """Publish ``count`` transient messages from ``producers`` connections without confirms:
+    seconds from the first publish until a passive declare counts them all queued."""
+    clients = [await connect(url) for _ in range(producers)]
+    counts = shares(count, producers)
     chunk = 500
-    started = time.perf_counter()
-    sent = 0
-    while sent < count:
-        n = min(chunk, count - sent)
-        client.send(frame * n)
-        sent += n
-        await client.paused.wait()
-        await asyncio.sleep(0)
-    while True:  # a passive declare after the last publish: counted once all are queued
-        ok = await client.call(1, m.QueueDeclare(queue=queue, passive=True), m.QueueDeclareOk)
-        if ok.message_count >= count:
-            break
-        await asyncio.sleep(0.001)
-    elapsed = time.perf_counter() - started
-    client.transport.close()  # type: ignore[union-attr]
+
+    async def produce(client: Client, index: int) -> None:
+        frame = publish_frame(client, queue, b"x" * size, False)
+        total = counts[index]
+        sent = 0
+        while sent < total:
+            n = min(chunk, total - sent)
+            client.send(frame * n)
+            sent += n
+            await client.paused.wait()
+            await asyncio.sleep(0)
+
+    async def produce_and_count() -> None:
+        await on_each(clients, produce)
+        while True:  # a passive declare after the last publish: counted once all are queued
+            declare = m.QueueDeclare(queue=queue, passive=True)
+            ok = await clients[0].call(1, declare, m.QueueDeclareOk)
+            if ok.message_count >= count:
+                break
+            await asyncio.sleep(0.001)
+
+    elapsed = await timed(produce_and_count)
+    close_all(clients)
     return elapsed
 
 
-async def consume(url: str, queue: str, count: int, prefetch: int, ack_every: int) -> float:
-    client = await connect(url)
-    await client.call(1, m.BasicQos(0, prefetch, False), m.BasicQosOk)
+async def consume(
+    url: str, queue: str, count: int, prefetch: int, ack_every: int, consumers: int = 1
+) -> float:
+    """Drain ``count`` messages with ``consumers`` connections on the same queue, each with
+    ``prefetch`` and acking ``multiple`` every ``ack_every``: seconds from the first
+    basic.consume to the last delivery."""
+    clients = [await connect(url) for _ in range(consumers)]
+    for client in clients:
+        await client.call(1, m.BasicQos(0, prefetch, False), m.BasicQosOk)
     received = 0
     done = asyncio.get_running_loop().create_future()
+    last_tag = [0] * consumers
+    acked_tag = [0] * consumers
 
-    def on_deliver(tag: int, body: bytes) -> None:
-        nonlocal received
-        received += 1
-        if received % ack_every == 0 or received == count:
-            client.send(encode_method_frame(1, m.BasicAck(tag, True)))
-        if received >= count and not done.done():
-            done.set_result(None)
+    def ack(index: int) -> None:
+        clients[index].send(encode_method_frame(1, m.BasicAck(last_tag[index], True)))
+        acked_tag[index] = last_tag[index]
 
-    client.on_deliver = on_deliver
-    started = time.perf_counter()
-    await client.call(1, m.BasicConsume(queue=queue, consumer_tag="bench"), m.BasicConsumeOk)
-    await asyncio.wait_for(done, PHASE_LIMIT_S)
-    elapsed = time.perf_counter() - started
-    client.transport.close()  # type: ignore[union-attr]
+    def deliverer(index: int) -> Callable[[int, bytes], None]:
+        def on_deliver(tag: int, body: bytes) -> None:
+            nonlocal received
+            received += 1
+            last_tag[index] = tag
+            if tag - acked_tag[index] >= ack_every:
+                ack(index)
+            if received >= count and not done.done():
+                for other in range(consumers):  # the last deliveries, on every connection
+                    if last_tag[other] > acked_tag[other]:
+                        ack(other)
+                done.set_result(None)
+
+        return on_deliver
+
+    for index, client in enumerate(clients):
+        client.on_deliver = deliverer(index)
+
+    async def start(client: Client, index: int) -> None:
+        basic_consume = m.BasicConsume(queue=queue, consumer_tag=f"bench-{index}")
+        await client.call(1, basic_consume, m.BasicConsumeOk)
+
+    async def start_all_and_wait() -> None:
+        await on_each(clients, start)
+        await asyncio.wait_for(done, PHASE_LIMIT_S)
+
+    elapsed = await timed(start_all_and_wait)
+    close_all(clients)
     return elapsed
 
 
@@ -387,30 +472,48 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def row_names(args: argparse.Namespace) -> dict[str, str]:
+    """The table's row names; the defaults (1 producer, 1 consumer, classic) name no counts."""
+    producers = f", {args.producers} producers" if args.producers > 1 else ""
+    consumers = f", {args.consumers} consumers" if args.consumers > 1 else ""
+    durable = "durable" if args.queue_type == "classic" else args.queue_type
+    kind = "" if args.queue_type == "classic" else f"{args.queue_type}, "
+    return {
+        "persistent publish": f"{durable} persistent publish (confirms{producers})",
+        "persistent consume": f"{durable} persistent consume (manual ack{consumers})",
+        "transient publish": f"transient publish (no confirms{producers})",
+        "transient consume": f"transient consume (manual ack{consumers})",
+        "latency": f"latency at {args.rate} msgs/s ({kind}persistent, confirms)",
+    }
+
+
 async def measure(target: str, url: str, args: argparse.Namespace) -> list[Result]:
     results = []
+    names = row_names(args)
     setup = await connect(url)
     durable_q, transient_q, latency_q = "bench-durable", "bench-transient", "bench-latency"
-    await declare(setup, durable_q, True)
+    await declare(setup, durable_q, True, args.queue_type)
     await declare(setup, transient_q, False)
-    await declare(setup, latency_q, True)
+    await declare(setup, latency_q, True, args.queue_type)
     n = args.messages
-    seconds = await publish_confirmed(url, durable_q, n, args.size, args.confirms)
-    results.append(Result(target, "durable persistent publish (confirms)", n, seconds, n / seconds))
-    seconds = await consume(url, durable_q, n, args.prefetch, args.ack_every)
-    results.append(
-        Result(target, "durable persistent consume (manual ack)", n, seconds, n / seconds)
-    )
-    seconds = await publish_unconfirmed(url, transient_q, n, args.size)
-    results.append(Result(target, "transient publish (no confirms)", n, seconds, n / seconds))
-    seconds = await consume(url, transient_q, n, args.prefetch, args.ack_every)
-    results.append(Result(target, "transient consume (manual ack)", n, seconds, n / seconds))
+    if not args.transient:
+        seconds = await publish_confirmed(
+            url, durable_q, n, args.size, args.confirms, args.producers
+        )
+        results.append(Result(target, names["persistent publish"], n, seconds, n / seconds))
+        seconds = await consume(url, durable_q, n, args.prefetch, args.ack_every, args.consumers)
+        results.append(Result(target, names["persistent consume"], n, seconds, n / seconds))
+    if not args.persistent:
+        seconds = await publish_unconfirmed(url, transient_q, n, args.size, args.producers)
+        results.append(Result(target, names["transient publish"], n, seconds, n / seconds))
+        seconds = await consume(url, transient_q, n, args.prefetch, args.ack_every, args.consumers)
+        results.append(Result(target, names["transient consume"], n, seconds, n / seconds))
     if args.measure_latency:
         samples = await latency(url, latency_q, args.rate, args.latency_seconds, args.size)
         results.append(
             Result(
                 target,
-                f"latency at {args.rate} msgs/s (persistent, confirms)",
+                names["latency"],
                 len(samples),
                 args.latency_seconds,
                 args.rate,
@@ -459,23 +562,67 @@ def run_loop(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
 
 
-def main() -> int:
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=200_000, help="per throughput row")
+    parser.add_argument("--messages", type=positive, default=200_000, help="per throughput row")
     parser.add_argument("--size", type=int, default=100, help="body bytes")
     parser.add_argument(
-        "--confirms", type=int, default=2000, help="unconfirmed publishes in flight"
+        "-x", "--producers", type=positive, default=1, help="publishing connections, sharing a row"
     )
-    parser.add_argument("--prefetch", type=int, default=2000, help="consumer prefetch")
-    parser.add_argument("--ack-every", type=int, default=100, help="ack multiple every N")
+    parser.add_argument(
+        "-y", "--consumers", type=positive, default=1, help="consuming connections on the queue"
+    )
+    parser.add_argument(
+        "--confirms", type=positive, default=2000, help="unconfirmed publishes in flight, each"
+    )
+    parser.add_argument("--prefetch", type=positive, default=2000, help="consumer prefetch, each")
+    parser.add_argument("--ack-every", type=positive, default=100, help="ack multiple every N")
+    rows = parser.add_mutually_exclusive_group()
+    rows.add_argument(
+        "--persistent", action="store_true", help="only the durable, persistent, confirmed rows"
+    )
+    rows.add_argument(
+        "--transient", action="store_true", help="only the transient, unconfirmed rows"
+    )
+    parser.add_argument(
+        "--queue-type",
+        choices=("classic", "quorum"),
+        default="classic",
+        help="x-queue-type of the durable and latency queues",
+    )
     parser.add_argument("--measure-latency", action="store_true")
-    parser.add_argument("--rate", type=int, default=1000, help="msgs/s of the latency run")
+    parser.add_argument("--rate", type=positive, default=1000, help="msgs/s of the latency run")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--url", help="measure this broker instead of starting Firth")
     parser.add_argument("--rabbitmq", action="store_true", help="also measure RabbitMQ 3.10")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep-data", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a row was measured with, recorded in --json."""
+    names = ("messages", "size", "producers", "consumers", "confirms", "prefetch", "ack_every")
+    recorded: dict[str, Any] = {name: getattr(args, name) for name in names}
+    recorded["rows"] = (
+        "persistent" if args.persistent else "transient" if args.transient else "both"
+    )
+    recorded["queue_type"] = args.queue_type
+    if args.measure_latency:
+        recorded["rate"] = args.rate
+        recorded["latency_seconds"] = args.latency_seconds
+    return recorded
+
+
+def main() -> int:
+    args = parse_args()
     results: list[Result] = []
     if args.url:
         results += run_loop(measure("given", args.url, args))
@@ -497,12 +644,15 @@ def main() -> int:
                 {"p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99)},
             )
         )
+    for r in results:
+        r.parameters = parameters(args)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=1))
     else:
+        width = max([48] + [len(r.row) for r in results])
         for r in results:
             extra = " ".join(f"{k}={v:.2f}" for k, v in r.extra.items())
-            print(f"{r.target:9} {r.row:48} {r.rate:>10,.0f} msgs/s  {extra}")
+            print(f"{r.target:9} {r.row:{width}} {r.rate:>10,.0f} msgs/s  {extra}")
     return 0
 
 
