@@ -1,6 +1,4 @@
-"""bench/amqp_throughput.py's flags (marked `bench`, excluded from the default run).
-
-    python -m pytest tests/amqp/test_throughput_bench.py -m bench
+"""bench/amqp_throughput.py's flags, in the default run so the benchmark cannot rot.
 
 Tiny runs against an in-process broker: the default flags measure the historical four rows
 with one producer and one consumer; ``--producers``/``--consumers`` split a row over several
@@ -23,8 +21,6 @@ from typing import Any
 import pytest
 
 from firth.testing import running_broker
-
-pytestmark = pytest.mark.bench
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "amqp_throughput.py"
 
