@@ -26,6 +26,33 @@ from firth.eventsourcing.errors import UnknownEventType
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 """Each DomainEvent class's dataclass field names, in order (filled on first `to_data`)."""
 
+_DIRECT_FIELDS: dict[type, frozenset[str] | None] = {}
+"""Per DomainEvent class (filled on first `from_data`): its field names when an instance may be
+built by filling its `__dict__` from the data, None when it must go through `__init__`."""
+
+_OWN_INIT: set[type] = set()
+"""DomainEvent classes whose body defines `__init__` (seen before @dataclass adds its own)."""
+
+_new = object.__new__
+
+
+def _direct_fields(cls: type) -> frozenset[str] | None:
+    """The field names of `cls` if the `__init__` that @dataclass generated for it would do
+    nothing but store its arguments: every field is an `__init__` argument, no `__post_init__`,
+    no `__init__` of the class's own, no slots. None otherwise."""
+    if (
+        "__dataclass_fields__" not in cls.__dict__
+        or cls in _OWN_INIT
+        or not cls.__dataclass_params__.init  # type: ignore[attr-defined]
+        or hasattr(cls, "__post_init__")
+        or "__slots__" in cls.__dict__
+    ):
+        return None
+    fields = dataclasses.fields(cls)
+    if any(not f.init for f in fields):
+        return None
+    return frozenset(f.name for f in fields)
+
 
 @dataclasses.dataclass(frozen=True)
 class DomainEvent:
@@ -35,6 +62,8 @@ class DomainEvent:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            _OWN_INIT.add(cls)
         if "type_name" not in cls.__dict__ or not cls.__dict__["type_name"]:
             cls.type_name = cls.__name__
 
@@ -46,6 +75,19 @@ class DomainEvent:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> DomainEvent:
+        """The event whose fields are `data`. When the data names exactly the class's fields
+        and its generated `__init__` would only store them, the instance is filled directly
+        (a frozen dataclass's `__init__` sets each field through `object.__setattr__`, most of
+        the cost of decoding an event); anything else (missing fields with defaults, unknown
+        names, a `__post_init__`) goes through `__init__`, with its checks and errors."""
+        try:
+            names = _DIRECT_FIELDS[cls]
+        except KeyError:
+            names = _DIRECT_FIELDS[cls] = _direct_fields(cls)
+        if names is not None and data.__class__ is dict and data.keys() == names:
+            event = _new(cls)
+            event.__dict__.update(data)
+            return event
         return cls(**data)
 
 
