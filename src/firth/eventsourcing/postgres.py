@@ -75,6 +75,7 @@ from firth.eventsourcing.sql import (
 from firth.eventsourcing.store import (
     EncodedEvent,
     Lease,
+    PageReader,
     Transaction,
     idempotent_version,
     refuse,
@@ -95,10 +96,13 @@ LISTEN_CHECK_INTERVAL = 1.0  # seconds between the listener's checks for close()
 # Events are read with the JSON as text, the id as its 16 bytes and the time as seconds since
 # the epoch, in binary results, and decoded by `records`/`codec` (one JSON scan per page; id and
 # time only when asked for): psycopg's jsonb, uuid and timestamptz loaders run Python per value,
-# three per event. A float8 holds a timestamptz's microseconds exactly until 2106.
+# three per event. A float8 holds a timestamptz's microseconds exactly until 2106. The time is
+# `date_part`, computed in float8, not `extract`, which since PostgreSQL 14 computes a numeric
+# (then cast): the numeric was half the server's time for a page (0.74 ms -> 0.27 ms for 500
+# events, PostgreSQL 15); both give the same float8 (2,000,000 random times, 1970-2112).
 _COLUMNS = (
     "position, stream_id, version, type, data::text, metadata::text, uuid_send(event_id),"
-    " extract(epoch FROM recorded_at)::float8"
+    " date_part('epoch', recorded_at)"
 )
 # The whole append (lock, checks, insert, notify) is the server-side function of migrations 2-4,
 # run as a single autocommit statement: one round trip, its own transaction, and the append lock
@@ -131,6 +135,8 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
         self._connect_timeout = connect_timeout
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._reader_lock = threading.Lock()
+        self._reader: psycopg.Connection[Any] | None = None  # read-ahead's own, made on demand
         with self._lock, self._translate():
             conn = self._connection()
             try:
@@ -191,6 +197,9 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
@@ -291,21 +300,38 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
         categories: Sequence[str] | None,
         limit: int,
     ) -> list[RecordedEvent]:
-        params: list[Any] = [from_position]
-        where = "position >= %s"
-        if types:
-            where += " AND type = ANY(%s)"
-            params.append(list(types))
-        if categories:
-            where += " AND category = ANY(%s)"
-            params.append(list(categories))
-        params.append(limit)
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT %s",
-            params,
-            binary=True,
-        )
+        with self._lock, self._translate():
+            rows = _read_all_rows(self._connection(), from_position, types, categories, limit)
         return recorded_events(rows)
+
+    @contextlib.contextmanager
+    def _page_reader(self) -> Iterator[PageReader | None]:
+        """Read-ahead pages on a second connection, kept for the next catch-up; one read-ahead
+        at a time (another one meanwhile reads its pages on the store's connection)."""
+        if not self._reader_lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            with self._translate():
+                reader = self._reader
+                if reader is None or reader.closed or reader.broken:
+                    if reader is not None:
+                        reader.close()
+                    self._reader = reader = self._connect()
+
+            def read_page(
+                from_position: int,
+                types: Sequence[str] | None,
+                categories: Sequence[str] | None,
+                limit: int,
+            ) -> list[RecordedEvent]:
+                with self._translate():
+                    rows = _read_all_rows(reader, from_position, types, categories, limit)
+                return recorded_events(rows)
+
+            yield read_page
+        finally:
+            self._reader_lock.release()
 
     # -- transactions, leases --------------------------------------------------------------
 
@@ -327,6 +353,31 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
             conn.close()
             raise LeaseHeld(f"lease {name!r} is held by another session")
         return _PostgresLease(name, conn)
+
+
+def _read_all_rows(
+    conn: psycopg.Connection[Any],
+    from_position: int,
+    types: Sequence[str] | None,
+    categories: Sequence[str] | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """The rows of one page of the global order, read on `conn` as binary results (see
+    _COLUMNS)."""
+    params: list[Any] = [from_position]
+    where = "position >= %s"
+    if types:
+        where += " AND type = ANY(%s)"
+        params.append(list(types))
+    if categories:
+        where += " AND category = ANY(%s)"
+        params.append(list(categories))
+    params.append(limit)
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY position LIMIT %s",
+        params,
+        binary=True,
+    ).fetchall()
 
 
 class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):

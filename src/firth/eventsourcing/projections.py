@@ -85,18 +85,13 @@ class ProjectionRunner:
     def run_until_caught_up(self) -> int:
         """Handle every event stored now after the checkpoint; returns how many were handled."""
         total = 0
-        position = self.position
         projection = self.projection
-        while True:
-            batch = list(
-                self.store.read_all(
-                    position + 1, projection.types, projection.categories, limit=self.batch_size
-                )
-            )
-            if not batch:
-                return total
+        pages = self.store.read_all_pages(
+            self.position + 1, projection.types, projection.categories, self.batch_size
+        )
+        for batch in pages:  # a backend may read the next page while this one is handled
             total += self.apply_batch(batch)
-            position = batch[-1].position
+        return total
 
     def run(self, stop: threading.Event, poll_interval: float | None = None) -> None:
         """Catch up, then follow live appends until `stop` is set."""

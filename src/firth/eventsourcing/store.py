@@ -25,7 +25,8 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -51,6 +52,9 @@ from firth.eventsourcing.records import (
 
 PAGE_SIZE = 1000
 """Rows fetched per query by the iterators; big enough to amortise a round trip."""
+
+PageReader = Callable[[int, Sequence[str] | None, Sequence[str] | None, int], list[RecordedEvent]]
+"""Reads one page of the global order: (from_position, types, categories, limit)."""
 
 
 class EncodedEvent(NamedTuple):
@@ -325,6 +329,50 @@ class EventStore(abc.ABC):
             if remaining is not None:
                 remaining -= len(page)
             position = page[-1].position + 1
+
+    def read_all_pages(
+        self,
+        from_position: int = 1,
+        types: Sequence[str] | None = None,
+        categories: Sequence[str] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[list[RecordedEvent]]:
+        """`read_all` in pages of at most `page_size` events (none empty), ending after the
+        first short page. Where the backend can read on a connection of its own
+        (`_page_reader`), the next page is fetched in a thread while the caller handles the
+        current one, so the database's work overlaps the caller's; each page is still one
+        query that sees every event committed before it, so the pages are exactly those of
+        reading one after the other."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        position = max(1, from_position)
+        with self._page_reader() as read_page:
+            if read_page is None:
+                while True:
+                    page = self._read_all_page(position, types, categories, page_size)
+                    if page:
+                        yield page
+                    if len(page) < page_size:
+                        return
+                    position = page[-1].position + 1
+            with ThreadPoolExecutor(1, thread_name_prefix="firth-read-ahead") as ahead:
+                future = ahead.submit(read_page, position, types, categories, page_size)
+                while True:
+                    page = future.result()
+                    if len(page) < page_size:
+                        if page:
+                            yield page
+                        return
+                    future = ahead.submit(
+                        read_page, page[-1].position + 1, types, categories, page_size
+                    )
+                    yield page
+
+    def _page_reader(self) -> contextlib.AbstractContextManager[PageReader | None]:
+        """A `_read_all_page` that runs on a connection of its own (so another thread may call
+        it while this store's connection is in use), or None where the backend has none to
+        spare; `read_all_pages` then reads its pages one after the other."""
+        return contextlib.nullcontext(None)
 
     def subscribe(
         self,
