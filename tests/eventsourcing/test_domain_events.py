@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from firth.eventsourcing.aggregate import DomainEvent
+from firth.eventsourcing.aggregate import Aggregate, DomainEvent, applies
+from firth.eventsourcing.errors import UnknownEventType
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,3 +100,41 @@ def test_data_that_is_not_a_dict_goes_through_init() -> None:
         pass
 
     assert Moved.from_data(Keys(x=1, y=2)) == Moved(1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaled(DomainEvent):
+    value: int
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> DomainEvent:
+        return cls(data["value"] * 10)
+
+
+class Board(Aggregate):
+    @applies(Moved)
+    def _moved(self, event: Moved) -> None:
+        pass
+
+    @applies(Doubled)
+    def _doubled(self, event: Doubled) -> None:
+        pass
+
+    @applies(Scaled)
+    def _scaled(self, event: Scaled) -> None:
+        pass
+
+
+def test_aggregate_decodes_each_type_as_from_data_does() -> None:
+    for _ in range(2):  # the first call builds the type's decoder, the second uses it
+        assert Board.decode_event("Moved", {"x": 1, "y": 2}, "board-1", 1) == Moved(1, 2)
+        assert Board.decode_event("Doubled", {"amount": 3}, "board-1", 2) == Doubled(3)
+        assert Board.decode_event("Scaled", {"value": 2}, "board-1", 3) == Scaled(20)
+        with pytest.raises(TypeError):
+            Board.decode_event("Moved", {"x": 1}, "board-1", 4)
+
+
+def test_aggregate_refuses_an_unknown_type() -> None:
+    with pytest.raises(UnknownEventType) as raised:
+        Board.decode_event("Jumped", {}, "board-1", 5)
+    assert "Jumped" in str(raised.value)

@@ -91,6 +91,30 @@ class DomainEvent:
         return cls(**data)
 
 
+def _decoder(event_class: type[DomainEvent]) -> Callable[[Any], DomainEvent]:
+    """`event_class.from_data`, as one plain function when it is `DomainEvent`'s own (what
+    `Aggregate.decode_event` calls per stored event: a classmethod call less per event)."""
+    from_data = event_class.from_data
+    if getattr(from_data, "__func__", None) is not _FROM_DATA:
+        return from_data
+    names = _DIRECT_FIELDS.get(event_class) or _direct_fields(event_class)
+    _DIRECT_FIELDS[event_class] = names
+    if names is None:
+        return from_data
+
+    def decode(data: Any) -> DomainEvent:
+        if data.__class__ is dict and data.keys() == names:
+            event = _new(event_class)
+            event.__dict__.update(data)
+            return event
+        return event_class(**data)
+
+    return decode
+
+
+_FROM_DATA = DomainEvent.from_data.__func__  # type: ignore[attr-defined]
+
+
 E = TypeVar("E", bound=DomainEvent)
 Handler = Callable[[Any, Any], None]
 
@@ -116,6 +140,7 @@ class Aggregate:
     category: ClassVar[str] = ""
     _handlers: ClassVar[dict[type[DomainEvent], Handler]] = {}
     _event_classes: ClassVar[dict[str, type[DomainEvent]]] = {}
+    _decoders: ClassVar[dict[str, Callable[[Any], DomainEvent]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,6 +153,7 @@ class Aggregate:
                 handlers[event_class] = attribute
         cls._handlers = handlers
         cls._event_classes = {event_class.type_name: event_class for event_class in handlers}
+        cls._decoders = {}  # filled on first use: from_data may be set after this class
 
     def __init__(self, id: str) -> None:
         self.id = id
@@ -167,10 +193,13 @@ class Aggregate:
 
     @classmethod
     def decode_event(cls, type_name: str, data: Any, stream_id: str, version: int) -> DomainEvent:
-        event_class = cls._event_classes.get(type_name)
-        if event_class is None:
-            raise UnknownEventType(type_name, stream_id, version)
-        return event_class.from_data(data)
+        decode = cls._decoders.get(type_name)
+        if decode is None:
+            event_class = cls._event_classes.get(type_name)
+            if event_class is None:
+                raise UnknownEventType(type_name, stream_id, version)
+            decode = cls._decoders[type_name] = _decoder(event_class)
+        return decode(data)
 
     def snapshot_state(self) -> dict[str, Any]:
         return {
