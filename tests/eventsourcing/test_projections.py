@@ -68,27 +68,6 @@ def test_catch_up_builds_read_model_and_checkpoint(store: EventStore) -> None:
     assert runner.run_until_caught_up() == 0
 
 
-@pytest.mark.parametrize("read_size", [1, 7, 16, 1000])
-def test_batches_commit_every_batch_size_whatever_the_read_size(
-    store: EventStore, read_size: int
-) -> None:
-    fill(store, 40)
-    acct = [e.position for e in store.read_all(categories=["acct"])]
-    checkpoints: list[int] = []
-
-    class Watched(Totals):
-        def handle(self, event: RecordedEvent, tx: Transaction) -> None:
-            if not self.handled or len(self.handled) % 7 == 0:
-                checkpoints.append(tx.get_checkpoint("projection:totals"))
-            super().handle(event, tx)
-
-    runner = ProjectionRunner(store, Watched(), batch_size=7)
-    runner.read_size = read_size
-    assert runner.run_until_caught_up() == 40
-    assert checkpoints == [0, *acct[6:40:7]]
-    assert totals(store) == expected_totals(40)
-
-
 def test_restart_resumes_without_double_counting(store: EventStore) -> None:
     fill(store, 20)
     ProjectionRunner(store, Totals()).run_until_caught_up()

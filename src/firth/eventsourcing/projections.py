@@ -23,10 +23,6 @@ from firth.eventsourcing.records import RecordedEvent
 from firth.eventsourcing.store import EventStore, Transaction
 
 CHECKPOINT_PREFIX = "projection:"
-READ_SIZE = 1000
-"""About how many events `run_until_caught_up` reads per query (a whole number of batches,
-at least one); it still commits every `batch_size` events, so a query's fixed cost, client
-and server, is spread over more events without changing what is committed when."""
 
 
 class Projection:
@@ -58,7 +54,6 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.checkpoint_name = CHECKPOINT_PREFIX + projection.name
         self.stop_check_interval = 0.2
-        self.read_size = READ_SIZE
         with store.transaction() as tx:
             tx.lock(self.checkpoint_name)
             projection.setup(tx)
@@ -91,17 +86,11 @@ class ProjectionRunner:
         """Handle every event stored now after the checkpoint; returns how many were handled."""
         total = 0
         projection = self.projection
-        size = self.batch_size
-        read = size * max(1, self.read_size // size)  # whole batches: a commit every `size`
         pages = self.store.read_all_pages(
-            self.position + 1, projection.types, projection.categories, read
+            self.position + 1, projection.types, projection.categories, self.batch_size
         )
-        for page in pages:  # a backend may read the next page while this one is handled
-            if len(page) <= size:
-                total += self.apply_batch(page)
-            else:
-                for start in range(0, len(page), size):
-                    total += self.apply_batch(page[start : start + size])
+        for batch in pages:  # a backend may read the next page while this one is handled
+            total += self.apply_batch(batch)
         return total
 
     def run(self, stop: threading.Event, poll_interval: float | None = None) -> None:
