@@ -16,6 +16,7 @@ then replays from position 1.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -89,8 +90,9 @@ class ProjectionRunner:
         pages = self.store.read_all_pages(
             self.position + 1, projection.types, projection.categories, self.batch_size
         )
-        for batch in pages:  # a backend may read the next page while this one is handled
-            total += self.apply_batch(batch)
+        with contextlib.closing(pages):  # a failed batch ends the read-ahead here and now
+            for batch in pages:  # a backend may read the next page while this one is handled
+                total += self.apply_batch(batch)
         return total
 
     def run(self, stop: threading.Event, poll_interval: float | None = None) -> None:

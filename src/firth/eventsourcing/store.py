@@ -25,7 +25,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -336,7 +336,7 @@ class EventStore(abc.ABC):
         types: Sequence[str] | None = None,
         categories: Sequence[str] | None = None,
         page_size: int = PAGE_SIZE,
-    ) -> Iterator[list[RecordedEvent]]:
+    ) -> Generator[list[RecordedEvent], None, None]:
         """`read_all` in pages of at most `page_size` events (none empty), ending after the
         first short page. Where the backend can read on a connection of its own
         (`_page_reader`), the next page is fetched in a thread while the caller handles the
