@@ -34,6 +34,7 @@ DEFAULT_STORE = "sqlite:///firth-events.db"
 STORE_ENV = "FIRTH_EVENT_STORE"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DATA_WIDTH = 60  # characters of an event's JSON data shown in tables
+FOLLOW_CHECK_S = 0.2  # how often `tail --follow` looks for an interrupt between events
 
 
 def register(subparsers: Any) -> None:
@@ -178,15 +179,46 @@ def _tail(store: EventStore, args: argparse.Namespace, console: Console) -> int:
         events = list(store.read_all(start, args.types, args.categories))
         console.print(_events_table(f"events from position {start}", events))
         return EXIT_OK
-    with store.subscribe(start, args.types, args.categories) as subscription:
-        for event in subscription:
+    interrupted = _InterruptFlag()
+    with interrupted, store.subscribe(start, args.types, args.categories) as subscription:
+        while not interrupted.raised:
+            event = subscription.next(timeout=FOLLOW_CHECK_S)
+            if event is None:
+                continue
             console.print(
                 f"[bold]{event.position}[/] {event.stream_id}@{event.version} [cyan]{event.type}[/] "
                 f"{_data(event.data)}",
                 soft_wrap=True,
                 highlight=False,
             )
-    return EXIT_OK
+    return EXIT_INTERRUPTED
+
+
+class _InterruptFlag:
+    """SIGINT sets a flag instead of raising KeyboardInterrupt wherever the main thread happens
+    to be (inside a store call holding its lock, say, which `close` would then wait for
+    forever). The handler takes no lock; the loop looks at the flag every `FOLLOW_CHECK_S`.
+    A second SIGINT raises KeyboardInterrupt as usual, for a process stuck where the loop
+    cannot look (writing to a pipe nobody reads). Off the main thread (the command run
+    in-process by another program) Python's own handling stays."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _InterruptFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._set)
+        return self
+
+    def _set(self, signum: int, frame: Any) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _relay(store: EventStore, args: argparse.Namespace, console: Console) -> int:
