@@ -429,17 +429,7 @@ class Channel:
             if not names:
                 self._unroutable(exchange, routing_key, bits, props, body)
                 return
-            message = QueuedMessage(
-                exchange,
-                routing_key,
-                props,
-                body,
-                info.delivery_mode == 2,
-                now,
-                expires_at,
-                info.priority,
-            )
-            refused, waits = vhost.enqueue(names, message)
+            queue = None
         else:  # the default exchange: the queue of that name, or the reply-to pseudo-queue
             queue = vhost.queues.get(routing_key)
             if queue is None:
@@ -451,16 +441,19 @@ class Channel:
                         return
                 self._unroutable(exchange, routing_key, bits, props, body)
                 return
-            message = QueuedMessage(
-                exchange,
-                routing_key,
-                props,
-                body,
-                info.delivery_mode == 2,
-                now,
-                expires_at,
-                info.priority,
-            )
+        message = QueuedMessage(
+            exchange,
+            routing_key,
+            props,
+            body,
+            info.delivery_mode == 2,
+            now,
+            expires_at,
+            info.priority,
+        )
+        if queue is None:  # routed by an exchange to ``names``
+            refused, waits = vhost.enqueue(names, message)
+        else:
             refused, waits = vhost.enqueue_one(queue, message)
         if waits_out is not None:
             waits_out.extend(waits)
@@ -612,16 +605,12 @@ class Channel:
                     if key > tag:
                         break
                     keys.append(key)
-            if tag and not keys and tag not in unacked:
-                raise self._error(
-                    ReplyCode.PRECONDITION_FAILED, f"unknown delivery tag {tag}", method
-                )
+            known = not tag or bool(keys) or tag in unacked
         else:
-            if tag not in unacked:
-                raise self._error(
-                    ReplyCode.PRECONDITION_FAILED, f"unknown delivery tag {tag}", method
-                )
+            known = tag in unacked
             keys = [tag]
+        if not known:
+            raise self._error(ReplyCode.PRECONDITION_FAILED, f"unknown delivery tag {tag}", method)
         for key in keys:
             queue, message, consumer = unacked.pop(key)
             if consumer is not None:

@@ -356,6 +356,12 @@ class VirtualHost:
                 "exclusive property value does not match that of the original declaration."
             )
 
+    def _check_owner_of(self, name: str, owner: object) -> None:
+        """``_check_owner`` for the queue ``name``, if there is one."""
+        queue = self.queues.get(name)
+        if queue is not None:
+            self._check_owner(queue, owner)
+
     def lookup(self, name: str, owner: object) -> Queue:
         queue = self.queues.get(name)
         if queue is None:
@@ -497,9 +503,7 @@ class VirtualHost:
         arguments: Mapping[str, Any],
         owner: object,
     ) -> None:
-        target = self.queues.get(queue)
-        if target is not None:
-            self._check_owner(target, owner)
+        self._check_owner_of(queue, owner)
         self.router.bind_queue(queue, exchange, routing_key, arguments)
         if self._durable_destination(exchange, "exchange") and self._durable_destination(
             queue, "queue"
@@ -514,9 +518,7 @@ class VirtualHost:
         arguments: Mapping[str, Any],
         owner: object,
     ) -> None:
-        target = self.queues.get(queue)
-        if target is not None:
-            self._check_owner(target, owner)
+        self._check_owner_of(queue, owner)
         self.router.unbind_queue(queue, exchange, routing_key, arguments)
         if self._durable_destination(queue, "queue"):
             self.save_definitions()
