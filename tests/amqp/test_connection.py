@@ -615,6 +615,23 @@ def test_publish_with_bad_argument_length_is_a_syntax_error_with_a_sink_too() ->
     assert caught.value.reply_code == ReplyCode.SYNTAX_ERROR
 
 
+def test_fast_publish_keeps_the_content_header_as_sent() -> None:
+    """A publish buffered whole (the short path) gives the content header payload as sent,
+    weight included, the same as when fed byte by byte (the general path)."""
+    payload = b"\x00\x3c\x00\x28\x00\x00\x00\x01q\x00"
+    data = struct.pack(">BHI", 1, 1, len(payload)) + payload + b"\xce"
+    header = b"\x00\x3c\x00\x07" + struct.pack(">Q", 1) + b"\x00\x00"
+    data += struct.pack(">BHI", 2, 1, len(header)) + header + b"\xce"
+    data += struct.pack(">BHI", 3, 1, 1) + b"x\xce"
+    conn = opened()
+    conn.receive_data(data)
+    whole = conn.next_event()
+    assert isinstance(whole, Message)
+    (bytewise,) = feed_bytewise(opened(), data)
+    assert whole.header.payload == header == bytewise.header.payload
+    assert (whole.method, whole.body) == (bytewise.method, bytewise.body)
+
+
 def test_receive_data_accepts_bytearray_and_memoryview() -> None:
     conn = opened()
     data = content(1, pika.spec.Basic.Publish(exchange="", routing_key="q"), b"body")
