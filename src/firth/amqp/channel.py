@@ -636,25 +636,21 @@ class Channel:
                 queue.dispatch()
 
     def basic_ack(self, method: m.BasicAck) -> None:
-        if self.tx is not None:
-            self._check_tag(method.delivery_tag, method.multiple, method)
-            self.tx.append(("ack", method))
-            return
-        self._settle("ack", method)
+        self._settle_or_hold("ack", method, method.multiple)
 
     def basic_nack(self, method: m.BasicNack) -> None:
-        if self.tx is not None:
-            self._check_tag(method.delivery_tag, method.multiple, method)
-            self.tx.append(("nack", method))
-            return
-        self._settle("nack", method)
+        self._settle_or_hold("nack", method, method.multiple)
 
     def basic_reject(self, method: m.BasicReject) -> None:
+        self._settle_or_hold("reject", method, False)
+
+    def _settle_or_hold(self, kind: str, method: Any, multiple: bool) -> None:
+        """Settle now or, in a transaction, check the tag now and settle at commit."""
         if self.tx is not None:
-            self._check_tag(method.delivery_tag, False, method)
-            self.tx.append(("reject", method))
+            self._check_tag(method.delivery_tag, multiple, method)
+            self.tx.append((kind, method))
             return
-        self._settle("reject", method)
+        self._settle(kind, method)
 
     def _check_tag(self, tag: int, multiple: bool, method: m.Method) -> None:
         if not (multiple and tag == 0) and tag not in self.unacked:
