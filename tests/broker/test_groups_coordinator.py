@@ -14,6 +14,7 @@ from firth.broker.groups import (
     GroupConfig,
     GroupCoordinator,
     GroupState,
+    JoinRequest,
     JoinResult,
     ManualTimers,
     SyncResult,
@@ -52,16 +53,20 @@ class Harness:
     ) -> asyncio.Task[JoinResult]:
         return asyncio.ensure_future(
             self.coordinator.join(
-                group,
-                member_id,
-                instance,
-                client_id,
-                "/127.0.0.1",
-                session_ms,
-                rebalance_ms,
-                protocol_type,
-                protocols if protocols is not None else [("range", b"meta-" + client_id.encode())],
-                require_known,
+                JoinRequest(
+                    group_id=group,
+                    member_id=member_id,
+                    group_instance_id=instance,
+                    client_id=client_id,
+                    client_host="/127.0.0.1",
+                    session_timeout_ms=session_ms,
+                    rebalance_timeout_ms=rebalance_ms,
+                    protocol_type=protocol_type,
+                    protocols=protocols
+                    if protocols is not None
+                    else [("range", b"meta-" + client_id.encode())],
+                    require_known_member_id=require_known,
+                )
             )
         )
 

@@ -26,6 +26,7 @@ from firth.broker.groups import (
     GroupConfig,
     GroupCoordinator,
     GroupState,
+    JoinRequest,
     JoinResult,
     ManualTimers,
     SyncResult,
@@ -76,16 +77,18 @@ class Walk:
             c.protocols = list(self.rng.choice(PROTOCOL_SETS))
         c.join_task = asyncio.ensure_future(
             self.coordinator.join(
-                "g",
-                c.member_id,
-                c.instance,
-                f"client-{c.slot}",
-                "/127.0.0.1",
-                self.rng.choice([2000, 5000]),
-                self.rng.choice([3000, 8000]),
-                "consumer",
-                c.protocols,
-                self.rng.random() < 0.7,
+                JoinRequest(
+                    group_id="g",
+                    member_id=c.member_id,
+                    group_instance_id=c.instance,
+                    client_id=f"client-{c.slot}",
+                    client_host="/127.0.0.1",
+                    session_timeout_ms=self.rng.choice([2000, 5000]),
+                    rebalance_timeout_ms=self.rng.choice([3000, 8000]),
+                    protocol_type="consumer",
+                    protocols=c.protocols,
+                    require_known_member_id=self.rng.random() < 0.7,
+                )
             )
         )
         self.tasks.append(c.join_task)

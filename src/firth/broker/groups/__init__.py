@@ -3,6 +3,7 @@
 - `states`: the group state machine as a (state, event) -> state table.
 - `coordinator.GroupCoordinator`: every group of the broker; JoinGroup, SyncGroup, Heartbeat,
   LeaveGroup, List/Describe/DeleteGroups, OffsetCommit/Fetch/Delete as wire-neutral operations.
+- `requests`, `results`: the value types operations take and answer (`requests.JoinRequest`).
 - `group`, `member`: one group's and one member's state.
 - `store.OffsetStore` and `records`: committed offsets on disk (CRC-framed record log, snapshots,
   group commit).
@@ -18,6 +19,7 @@ See docs/groups.md.
 from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.coordinator import GroupCoordinator
 from firth.broker.groups.errors import ErrorCode, GroupStoreError
+from firth.broker.groups.requests import JoinRequest
 from firth.broker.groups.results import (
     CommittedOffset,
     GroupDescription,
@@ -48,6 +50,7 @@ __all__ = [
     "GroupState",
     "GroupStoreError",
     "JoinMember",
+    "JoinRequest",
     "JoinResult",
     "LeaveResult",
     "LoopTimers",

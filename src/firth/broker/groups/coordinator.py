@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -49,8 +50,9 @@ from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.consumer_protocol import subscribed_topics
 from firth.broker.groups.errors import ErrorCode, GroupStoreError
 from firth.broker.groups.group import CONSUMER_PROTOCOL_TYPE, Group
-from firth.broker.groups.member import Member, Protocols
+from firth.broker.groups.member import Member
 from firth.broker.groups.records import OffsetEntry
+from firth.broker.groups.requests import JoinRequest
 from firth.broker.groups.results import (
     GroupDescription,
     GroupListing,
@@ -207,29 +209,19 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ JoinGroup
 
-    async def join(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        protocol_type: str,
-        protocols: Protocols,
-        require_known_member_id: bool,
-    ) -> JoinResult:
+    async def join(self, request: JoinRequest) -> JoinResult:
         """Join (or rejoin) a group; waits until the join phase of the rebalance ends."""
+        group_id, member_id = request.group_id, request.member_id
         error = self._group_id_error(group_id, allow_empty=False)
         if error is not None:
             return JoinResult.failed(error, member_id)
         cfg = self.config
+        session_timeout_ms = request.session_timeout_ms
         if not cfg.min_session_timeout_ms <= session_timeout_ms <= cfg.max_session_timeout_ms:
             return JoinResult.failed(ErrorCode.INVALID_SESSION_TIMEOUT, member_id)
-        if rebalance_timeout_ms < 0:
+        if request.rebalance_timeout_ms < 0:
             # JoinGroup v0 has no rebalance timeout; Kafka uses the session timeout then.
-            rebalance_timeout_ms = session_timeout_ms
+            request = dataclasses.replace(request, rebalance_timeout_ms=session_timeout_ms)
         group = self._groups.get(group_id)
         if group is None:
             if member_id:
@@ -237,40 +229,21 @@ class GroupCoordinator:
             group = self._new_group(group_id)
         if group.is_(S.DEAD):
             return JoinResult.failed(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id)
-        names = [name for name, _ in protocols]
-        if not group.supports_protocols(protocol_type, names):
+        names = [name for name, _ in request.protocols]
+        if not group.supports_protocols(request.protocol_type, names):
             return JoinResult.failed(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
         is_unknown = member_id == ""
-        known_instance = group_instance_id is not None and group_instance_id in group.static_members
+        instance_id = request.group_instance_id
+        known_instance = instance_id is not None and instance_id in group.static_members
         if is_unknown and not known_instance and group.size >= cfg.max_group_size:
             return JoinResult.failed(ErrorCode.GROUP_MAX_SIZE_REACHED, member_id)
         self._groups.setdefault(group_id, group)
 
         outcome: JoinResult | asyncio.Future[JoinResult]
         if is_unknown:
-            outcome = self._join_unknown_member(
-                group,
-                group_instance_id,
-                client_id,
-                client_host,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-                protocol_type,
-                protocols,
-                require_known_member_id,
-            )
+            outcome = self._join_unknown_member(group, request)
         else:
-            outcome = self._join_known_member(
-                group,
-                member_id,
-                group_instance_id,
-                client_id,
-                client_host,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-                protocol_type,
-                protocols,
-            )
+            outcome = self._join_known_member(group, request)
         if group.is_(S.PREPARING_REBALANCE):
             self._maybe_complete_join(group)
         if isinstance(outcome, JoinResult):
@@ -284,76 +257,31 @@ class GroupCoordinator:
         return f"{prefix[:MEMBER_ID_PREFIX_CHARS]}-{uuid.uuid4()}"
 
     def _join_unknown_member(
-        self,
-        group: Group,
-        group_instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        protocol_type: str,
-        protocols: Protocols,
-        require_known_member_id: bool,
+        self, group: Group, request: JoinRequest
     ) -> JoinResult | asyncio.Future[JoinResult]:
-        new_id = self._new_member_id(client_id, group_instance_id)
+        group_instance_id = request.group_instance_id
+        new_id = self._new_member_id(request.client_id, group_instance_id)
         if group_instance_id is not None and group_instance_id in group.static_members:
-            return self._replace_static_member(
-                group,
-                group_instance_id,
-                new_id,
-                client_id,
-                client_host,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-                protocols,
-            )
-        if require_known_member_id and group_instance_id is None:
+            return self._replace_static_member(group, group_instance_id, new_id, request)
+        if request.require_known_member_id and group_instance_id is None:
             # JoinGroup v4+: hand out the id first, so a client that times out and retries
             # does not leave a ghost member behind; the id lapses after a session timeout.
             expiry = self.timers.call_at(
-                self.timers.now() + session_timeout_ms / 1000,
+                self.timers.now() + request.session_timeout_ms / 1000,
                 lambda: self._expire_pending_member(group, new_id),
             )
             group.pending_members[new_id] = expiry
             return JoinResult.failed(ErrorCode.MEMBER_ID_REQUIRED, new_id)
-        return self._add_member_and_rebalance(
-            group,
-            new_id,
-            group_instance_id,
-            client_id,
-            client_host,
-            session_timeout_ms,
-            rebalance_timeout_ms,
-            protocol_type,
-            protocols,
-        )
+        return self._add_member_and_rebalance(group, new_id, request)
 
     def _join_known_member(
-        self,
-        group: Group,
-        member_id: str,
-        group_instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        protocol_type: str,
-        protocols: Protocols,
+        self, group: Group, request: JoinRequest
     ) -> JoinResult | asyncio.Future[JoinResult]:
+        member_id, group_instance_id = request.member_id, request.group_instance_id
         expiry = group.pending_members.pop(member_id, None)
         if expiry is not None:
             expiry.cancel()
-            return self._add_member_and_rebalance(
-                group,
-                member_id,
-                group_instance_id,
-                client_id,
-                client_host,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-                protocol_type,
-                protocols,
-            )
+            return self._add_member_and_rebalance(group, member_id, request)
         if group.is_static_member_fenced(member_id, group_instance_id):
             return JoinResult.failed(ErrorCode.FENCED_INSTANCE_ID, member_id)
         member = group.members.get(member_id)
@@ -363,21 +291,15 @@ class GroupCoordinator:
             return JoinResult.failed(ErrorCode.UNKNOWN_MEMBER_ID, member_id)
         self._touch_session(group, member)
         if group.is_(S.PREPARING_REBALANCE):
-            return self._update_member_and_rebalance(
-                group, member, protocols, session_timeout_ms, rebalance_timeout_ms
-            )
+            return self._update_member_and_rebalance(group, member, request)
         if group.is_(S.COMPLETING_REBALANCE):
-            if member.matches(protocols):
+            if member.matches(request.protocols):
                 # It lost our JoinGroup answer: give the same answer again.
                 return self._join_result(group, member)
-            return self._update_member_and_rebalance(
-                group, member, protocols, session_timeout_ms, rebalance_timeout_ms
-            )
+            return self._update_member_and_rebalance(group, member, request)
         if group.is_(S.STABLE):
-            if group.is_leader(member_id) or not member.matches(protocols):
-                return self._update_member_and_rebalance(
-                    group, member, protocols, session_timeout_ms, rebalance_timeout_ms
-                )
+            if group.is_leader(member_id) or not member.matches(request.protocols):
+                return self._update_member_and_rebalance(group, member, request)
             return self._join_result(group, member, include_members=False)
         return JoinResult.failed(ErrorCode.UNKNOWN_MEMBER_ID, member_id)
 
@@ -401,26 +323,17 @@ class GroupCoordinator:
         )
 
     def _add_member_and_rebalance(
-        self,
-        group: Group,
-        member_id: str,
-        group_instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        protocol_type: str,
-        protocols: Protocols,
+        self, group: Group, member_id: str, request: JoinRequest
     ) -> asyncio.Future[JoinResult]:
         member = Member(
             member_id=member_id,
-            group_instance_id=group_instance_id,
-            client_id=client_id,
-            client_host=client_host,
-            session_timeout_ms=session_timeout_ms,
-            rebalance_timeout_ms=rebalance_timeout_ms,
-            protocol_type=protocol_type,
-            protocols=protocols,
+            group_instance_id=request.group_instance_id,
+            client_id=request.client_id,
+            client_host=request.client_host,
+            session_timeout_ms=request.session_timeout_ms,
+            rebalance_timeout_ms=request.rebalance_timeout_ms,
+            protocol_type=request.protocol_type,
+            protocols=request.protocols,
         )
         if group.is_(S.PREPARING_REBALANCE) and group.generation == 0:
             group.new_member_added = True
@@ -431,16 +344,11 @@ class GroupCoordinator:
         return future
 
     def _update_member_and_rebalance(
-        self,
-        group: Group,
-        member: Member,
-        protocols: Protocols,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
+        self, group: Group, member: Member, request: JoinRequest
     ) -> asyncio.Future[JoinResult]:
-        member.protocols = protocols
-        member.session_timeout_ms = session_timeout_ms
-        member.rebalance_timeout_ms = rebalance_timeout_ms
+        member.protocols = request.protocols
+        member.session_timeout_ms = request.session_timeout_ms
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
         future = self._await_join(member)
         self._maybe_prepare_rebalance(group, f"member {member.member_id} rejoined")
         return future
@@ -457,15 +365,7 @@ class GroupCoordinator:
         return future
 
     def _replace_static_member(
-        self,
-        group: Group,
-        group_instance_id: str,
-        new_id: str,
-        client_id: str,
-        client_host: str,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        protocols: Protocols,
+        self, group: Group, group_instance_id: str, new_id: str, request: JoinRequest
     ) -> JoinResult | asyncio.Future[JoinResult]:
         old_id = group.static_members[group_instance_id]
         old = group.members.pop(old_id)
@@ -476,8 +376,8 @@ class GroupCoordinator:
             old.session_timer.cancel()
             old.session_timer = None
         old.member_id = new_id
-        old.client_id = client_id
-        old.client_host = client_host
+        old.client_id = request.client_id
+        old.client_host = request.client_host
         group.members[new_id] = old
         group.static_members[group_instance_id] = new_id
         if group.leader_id == old_id:
@@ -486,13 +386,13 @@ class GroupCoordinator:
             group.pending_sync.discard(old_id)
             group.pending_sync.add(new_id)
         member = old
-        member.session_timeout_ms = session_timeout_ms
-        member.rebalance_timeout_ms = rebalance_timeout_ms
+        member.session_timeout_ms = request.session_timeout_ms
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
         self._touch_session(group, member)
         if group.is_(S.STABLE):
             current_protocol = group.protocol_name
             old_protocols = member.protocols
-            member.protocols = protocols
+            member.protocols = request.protocols
             if group.select_protocol() == current_protocol:
                 # No rebalance: the same generation, and the *previous* leader id, so that a
                 # restarted leader acts as a follower and does not compute an assignment
@@ -506,9 +406,7 @@ class GroupCoordinator:
                     member_id=new_id,
                 )
             member.protocols = old_protocols
-        return self._update_member_and_rebalance(
-            group, member, protocols, session_timeout_ms, rebalance_timeout_ms
-        )
+        return self._update_member_and_rebalance(group, member, request)
 
     # ------------------------------------------------------------------ rebalance machinery
 

@@ -26,7 +26,7 @@ from firth.broker.groups.config import GroupConfig
 from firth.broker.groups.consumer_groups import ConsumerGroupCoordinator, TopicPartitionCounts
 from firth.broker.groups.coordinator import GroupCoordinator, OffsetCommits, PartitionExists
 from firth.broker.groups.errors import ErrorCode
-from firth.broker.groups.member import Protocols
+from firth.broker.groups.requests import JoinRequest
 from firth.broker.groups.results import (
     GroupDescription,
     GroupListing,
@@ -84,33 +84,10 @@ class DualProtocolCoordinator(GroupCoordinator):
         self.consumer_groups.close()
         await super().close()
 
-    async def join(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        protocol_type: str,
-        protocols: Protocols,
-        require_known_member_id: bool,
-    ) -> JoinResult:
-        if not self.consumer_groups.forget_empty(group_id):
-            return JoinResult.failed(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
-        return await super().join(
-            group_id,
-            member_id,
-            group_instance_id,
-            client_id,
-            client_host,
-            session_timeout_ms,
-            rebalance_timeout_ms,
-            protocol_type,
-            protocols,
-            require_known_member_id,
-        )
+    async def join(self, request: JoinRequest) -> JoinResult:
+        if not self.consumer_groups.forget_empty(request.group_id):
+            return JoinResult.failed(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.member_id)
+        return await super().join(request)
 
     def start_commit(
         self,

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from firth.broker.groups import ErrorCode, GroupCoordinator
+from firth.broker.groups import ErrorCode, GroupCoordinator, JoinRequest
 from firth.broker.groups.results import (
     CommittedOffset,
     OffsetFetchResult,
@@ -119,16 +119,18 @@ async def join_group(ctx: RequestContext) -> bytes:
         )
         return ctx.respond(fields)
     result = await coordinator.join(
-        group_id=request.group_id,
-        member_id=request.member_id,
-        group_instance_id=getattr(request, "group_instance_id", None),
-        client_id=ctx.header.client_id or "",
-        client_host=_client_host(ctx),
-        session_timeout_ms=_ms(request.session_timeout),
-        rebalance_timeout_ms=_ms(request.rebalance_timeout) if ctx.version >= 1 else -1,
-        protocol_type=request.protocol_type,
-        protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
-        require_known_member_id=ctx.version >= 4,
+        JoinRequest(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            client_id=ctx.header.client_id or "",
+            client_host=_client_host(ctx),
+            session_timeout_ms=_ms(request.session_timeout),
+            rebalance_timeout_ms=_ms(request.rebalance_timeout) if ctx.version >= 1 else -1,
+            protocol_type=request.protocol_type,
+            protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
+            require_known_member_id=ctx.version >= 4,
+        )
     )
     fields.update(
         error_code=int(result.error),
