@@ -24,6 +24,7 @@ from firth.broker.groups.protocols import DualProtocolCoordinator
 from firth.broker.groups.results import OffsetFetchResult
 from firth.kafka.handlers import handles
 from firth.kafka.handlers.context import RequestContext
+from firth.kafka.protocol.error_responses import failed_consumer_group
 
 CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 
@@ -134,16 +135,9 @@ async def consumer_group_describe(ctx: RequestContext) -> bytes:
     for group_id in request.group_ids:
         if not isinstance(coordinator, DualProtocolCoordinator):
             described.append(
-                {
-                    "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE),
-                    "group_id": group_id,
-                    "group_state": "",
-                    "group_epoch": -1,
-                    "assignment_epoch": -1,
-                    "assignor_name": "",
-                    "members": [],
-                    "authorized_operations": operations,
-                }
+                failed_consumer_group(
+                    group_id, int(ErrorCode.COORDINATOR_NOT_AVAILABLE), operations=operations
+                )
             )
             continue
         d = coordinator.consumer_groups.describe(group_id)

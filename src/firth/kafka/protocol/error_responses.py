@@ -174,25 +174,28 @@ def _consumer_group_heartbeat(
     }
 
 
+def failed_consumer_group(
+    group_id: str, code: int, message: str | None = None, operations: int = -(2**31)
+) -> dict[str, Any]:
+    """One ConsumerGroupDescribe entry for a group that could not be described (also used by
+    the handler when no consumer-group coordinator runs); -(2**31) is "operations not asked"."""
+    return {
+        "error_code": code,
+        "error_message": message,
+        "group_id": group_id,
+        "group_state": "",
+        "group_epoch": -1,
+        "assignment_epoch": -1,
+        "assignor_name": "",
+        "members": [],
+        "authorized_operations": operations,
+    }
+
+
 def _consumer_group_describe(
     req: Any, code: int, message: str | None, version: int
 ) -> dict[str, Any]:
-    return {
-        "groups": [
-            {
-                "error_code": code,
-                "error_message": message,
-                "group_id": group_id,
-                "group_state": "",
-                "group_epoch": -1,
-                "assignment_epoch": -1,
-                "assignor_name": "",
-                "members": [],
-                "authorized_operations": -(2**31),
-            }
-            for group_id in req.group_ids
-        ]
-    }
+    return {"groups": [failed_consumer_group(g, code, message) for g in req.group_ids]}
 
 
 def _leave_group(req: Any, code: int, message: str | None, version: int) -> dict[str, Any]:
