@@ -318,12 +318,25 @@ class EventStore(abc.ABC):
     ) -> Iterator[RecordedEvent]:
         """Every stored event in global order from `from_position` (inclusive), optionally only
         the given event types and stream categories."""
-        position = max(1, from_position)
+        for page in self._pages_in_turn(max(1, from_position), types, categories, PAGE_SIZE, limit):
+            yield from page
+
+    def _pages_in_turn(
+        self,
+        position: int,
+        types: Sequence[str] | None,
+        categories: Sequence[str] | None,
+        page_size: int,
+        limit: int | None = None,
+    ) -> Iterator[list[RecordedEvent]]:
+        """Pages of the global order read one after the other on this store's connection, at
+        most `limit` events in all (None: no limit), none empty, ending after a short page."""
         remaining = limit
         while remaining is None or remaining > 0:
-            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            size = page_size if remaining is None else min(page_size, remaining)
             page = self._read_all_page(position, types, categories, size)
-            yield from page
+            if page:
+                yield page
             if len(page) < size:
                 return
             if remaining is not None:
@@ -348,13 +361,8 @@ class EventStore(abc.ABC):
         position = max(1, from_position)
         with self._page_reader() as read_page:
             if read_page is None:
-                while True:
-                    page = self._read_all_page(position, types, categories, page_size)
-                    if page:
-                        yield page
-                    if len(page) < page_size:
-                        return
-                    position = page[-1].position + 1
+                yield from self._pages_in_turn(position, types, categories, page_size)
+                return
             with ThreadPoolExecutor(1, thread_name_prefix="firth-read-ahead") as ahead:
                 future = ahead.submit(read_page, position, types, categories, page_size)
                 while True:
