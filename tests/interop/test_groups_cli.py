@@ -18,7 +18,9 @@ from tests.interop.test_groups_clients import new_topic, produce
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Any]:
-    with running_broker(fsync=False, group_initial_rebalance_delay_ms=0) as running:
+    with running_broker(
+        fsync=False, group_initial_rebalance_delay_ms=0, group_consumer_heartbeat_interval_ms=300
+    ) as running:
         yield running
 
 
@@ -62,15 +64,19 @@ def test_describe_lag_is_produced_minus_committed(
     assert code == 0 and "total lag 16" in table
 
 
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_describe_a_live_group_then_reset_and_delete(
-    broker: Any, capsys: pytest.CaptureFixture[str]
+    broker: Any, capsys: pytest.CaptureFixture[str], protocol: str
 ) -> None:
+    """The same commands on a classic group and on a KIP-848 (`group.protocol=consumer`) one."""
+    group = f"live-{protocol}"
     topic = new_topic(broker.bootstrap, partitions=2)
     produce(broker.bootstrap, topic, 10, partitions=2)
     consumer = Consumer(
         {
             "bootstrap.servers": broker.bootstrap,
-            "group.id": "live",
+            "group.id": group,
+            "group.protocol": protocol,
             "client.id": "cli-test-consumer",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -84,7 +90,7 @@ def test_describe_a_live_group_then_reset_and_delete(
             if message is not None and not message.error():
                 seen += 1
                 consumer.commit(message=message, asynchronous=False)
-        described = as_json(capsys, broker, "describe", "live")
+        described = as_json(capsys, broker, "describe", group)
         assert described["state"] == "STABLE"
         (member,) = described["members"]
         assert member["client_id"] == "cli-test-consumer"
@@ -98,36 +104,36 @@ def test_describe_a_live_group_then_reset_and_delete(
         assert described["total_lag"] == sum(
             10 - r["committed"] for r in rows if r["committed"] is not None
         )
+        listed = as_json(capsys, broker, "list")
+        assert {"group": group, "state": "STABLE", "type": "consumer"} in listed
         # Resetting is refused while the member is there, and so is deleting.
-        code, _ = groups(capsys, broker, "reset-offsets", "live", "--to-earliest")
+        code, _ = groups(capsys, broker, "reset-offsets", group, "--to-earliest")
         assert code == 1
-        code, _ = groups(capsys, broker, "delete", "live")
+        code, _ = groups(capsys, broker, "delete", group)
         assert code == 1
     finally:
         consumer.close()
     wait_for(
-        lambda: as_json(capsys, broker, "describe", "live")["state"] == "EMPTY", 10, "empty group"
+        lambda: as_json(capsys, broker, "describe", group)["state"] == "EMPTY", 10, "empty group"
     )
-    reset = as_json(capsys, broker, "reset-offsets", "live", "--to-earliest")
+    reset = as_json(capsys, broker, "reset-offsets", group, "--to-earliest")
     assert {r["new"] for r in reset["partitions"]} == {0}
-    reset = as_json(capsys, broker, "reset-offsets", "live", "--shift-by", "3")
+    reset = as_json(capsys, broker, "reset-offsets", group, "--shift-by", "3")
     assert {r["new"] for r in reset["partitions"]} == {3}
-    reset = as_json(capsys, broker, "reset-offsets", "live", "--shift-by", "-99")
+    reset = as_json(capsys, broker, "reset-offsets", group, "--shift-by", "-99")
     assert {r["new"] for r in reset["partitions"]} == {0}
-    dry = as_json(capsys, broker, "reset-offsets", "live", "--to-latest", "--dry-run")
+    dry = as_json(capsys, broker, "reset-offsets", group, "--to-latest", "--dry-run")
     assert {r["new"] for r in dry["partitions"]} == {10} and dry["applied"] is False
     assert {
-        row["committed"] for row in as_json(capsys, broker, "describe", "live")["partitions"]
+        row["committed"] for row in as_json(capsys, broker, "describe", group)["partitions"]
     } == {0}
-    future = as_json(
-        capsys, broker, "reset-offsets", "live", "--to-datetime", "2999-01-01T00:00:00"
-    )
+    future = as_json(capsys, broker, "reset-offsets", group, "--to-datetime", "2999-01-01T00:00:00")
     assert {r["new"] for r in future["partitions"]} == {10}
-    past = as_json(capsys, broker, "reset-offsets", "live", "--to-datetime", "2000-01-01")
+    past = as_json(capsys, broker, "reset-offsets", group, "--to-datetime", "2000-01-01")
     assert {r["new"] for r in past["partitions"]} == {0}
-    code, out = groups(capsys, broker, "delete", "live")
-    assert code == 0 and "deleted group live" in out
-    assert "live" not in {g["group"] for g in as_json(capsys, broker, "list")}
+    code, out = groups(capsys, broker, "delete", group)
+    assert code == 0 and f"deleted group {group}" in out
+    assert group not in {g["group"] for g in as_json(capsys, broker, "list")}
 
 
 def test_bad_datetime_is_a_usage_error(broker: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,8 @@ coordinator assigning (group.remote.assignor `uniform` or `range`):
 - after a broker restart (graceful or SIGKILL) the group resumes from its committed offsets,
   whether its members are new processes or the ones that were running throughout.
 
+`firth groups` on a consumer group is tested beside the classic one in test_groups_cli.
+
 The session timeout and heartbeat interval are the broker's (`group_consumer_*` settings).
 """
 
@@ -29,7 +31,6 @@ import pytest
 
 from firth.testing import broker_process, running_broker
 from tests.interop.conftest_broker import wait_for
-from tests.interop.test_groups_cli import as_json, groups
 from tests.interop.test_groups_clients import (
     TOPIC_PARTITIONS,
     Member,
@@ -272,66 +273,6 @@ def _resume_after_restart(process: Any, members: list[Member], stop: str) -> Non
     later = Counter(pair for pair in stays.consumed() if pair[1] >= 10)
     assert sorted(later) == [(p, o) for p in range(TOPIC_PARTITIONS) for o in range(10, 20)]
     assert Counter(pair for pair in stays.consumed() if pair[1] < 10).most_common(1)[0][1] == 1
-
-
-# ---------------------------------------------------------------- at the terminal
-
-
-def test_cli_describes_lists_resets_and_deletes_a_consumer_group(
-    broker: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from confluent_kafka import Consumer
-
-    topic = new_topic(broker.bootstrap, partitions=2)
-    produce(broker.bootstrap, topic, 10, partitions=2)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap,
-            "group.id": "cli-consumer-protocol",
-            "group.protocol": "consumer",
-            "client.id": "kip848-cli-test",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    seen = 0
-    try:
-        while seen < 7:
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                seen += 1
-                consumer.commit(message=message, asynchronous=False)
-        described = as_json(capsys, broker, "describe", "cli-consumer-protocol")
-        assert described["state"] == "STABLE"
-        (member,) = described["members"]
-        assert member["client_id"] == "kip848-cli-test"
-        assert member["host"].lstrip("/") == "127.0.0.1"
-        assert sorted(member["partitions"]) == [f"{topic}-0", f"{topic}-1"]
-        rows = described["partitions"]
-        assert sum(row["committed"] or 0 for row in rows) == 7
-        assert described["total_lag"] == sum(
-            10 - r["committed"] for r in rows if r["committed"] is not None
-        )
-        listed = as_json(capsys, broker, "list")
-        assert {"group": "cli-consumer-protocol", "state": "STABLE", "type": "consumer"} in listed
-        # Resetting is refused while the member is there, and so is deleting.
-        code, _ = groups(capsys, broker, "reset-offsets", "cli-consumer-protocol", "--to-earliest")
-        assert code == 1
-        code, _ = groups(capsys, broker, "delete", "cli-consumer-protocol")
-        assert code == 1
-    finally:
-        consumer.close()
-    wait_for(
-        lambda: as_json(capsys, broker, "describe", "cli-consumer-protocol")["state"] == "EMPTY",
-        10,
-        "empty group",
-    )
-    reset = as_json(capsys, broker, "reset-offsets", "cli-consumer-protocol", "--to-earliest")
-    assert {r["new"] for r in reset["partitions"]} == {0}
-    code, out = groups(capsys, broker, "delete", "cli-consumer-protocol")
-    assert code == 0 and "deleted group cli-consumer-protocol" in out
-    assert "cli-consumer-protocol" not in {g["group"] for g in as_json(capsys, broker, "list")}
 
 
 def test_regex_subscription_follows_matching_topics(broker: Any) -> None:
