@@ -473,7 +473,7 @@ def test_a_whole_session_byte_by_byte_gives_the_same_events_as_whole() -> None:
     assert len(whole) == 8 and whole_conn.closed
 
 
-# -- the basic.publish fast path ---------------------------------------------------------------
+# -- basic.publish: whole or split, with and without a publish sink -----------------------------
 
 
 @given(
@@ -483,12 +483,11 @@ def test_a_whole_session_byte_by_byte_gives_the_same_events_as_whole() -> None:
     cuts=st.lists(st.integers(1, 40000), max_size=10),
 )
 @settings(max_examples=60, deadline=None)
-def test_fast_publish_path_matches_frame_by_frame(
+def test_publishes_fed_in_chunks_match_frame_by_frame(
     bodies: list[tuple[int, int]], cuts: list[int]
 ) -> None:
-    """Publishes whose header and body are buffered together take a short path; fed in
-    arbitrary chunks (which sometimes splits them, so the general path runs) or byte by byte,
-    the same messages come out in the same order."""
+    """Publishes fed in arbitrary chunks (whole messages buffered together, or split between
+    reads) or byte by byte: the same messages come out in the same order."""
     data = b"".join(
         content(
             channel,
@@ -615,9 +614,9 @@ def test_publish_with_bad_argument_length_is_a_syntax_error_with_a_sink_too() ->
     assert caught.value.reply_code == ReplyCode.SYNTAX_ERROR
 
 
-def test_fast_publish_keeps_the_content_header_as_sent() -> None:
-    """A publish buffered whole (the short path) gives the content header payload as sent,
-    weight included, the same as when fed byte by byte (the general path)."""
+def test_publish_buffered_whole_keeps_the_content_header_as_sent() -> None:
+    """A publish buffered whole (no sink on its channel) gives the content header payload as
+    sent, weight included, the same as when fed byte by byte."""
     payload = b"\x00\x3c\x00\x28\x00\x00\x00\x01q\x00"
     data = struct.pack(">BHI", 1, 1, len(payload)) + payload + b"\xce"
     header = b"\x00\x3c\x00\x07" + struct.pack(">Q", 1) + b"\x00\x00"

@@ -91,7 +91,6 @@ from firth.amqp.protocol.methods import (
     ConnectionTuneOk,
     Method,
     decode_method,
-    decode_publish,
     encode_deliver,
 )
 from firth.amqp.protocol.negotiation import Credentials, connection_start, parse_sasl
@@ -338,18 +337,13 @@ class AmqpConnection:
                 channel_state = self.channels.get(channel)
                 if (
                     channel_state is not None
+                    and (sink := channel_state.sink) is not None
                     and not channel_state.closing
                     and channel_state.method is None
                 ):
                     self._in_pos = end + 1
-                    sink = channel_state.sink
-                    if sink is not None:
-                        if self._sink_publish(sink, channel, pos + FRAME_HEADER_SIZE, end):
-                            continue
-                    else:
-                        published = self._fast_publish(channel, pos + FRAME_HEADER_SIZE, end)
-                        if published is not None:
-                            return published
+                    if self._sink_publish(sink, channel, pos + FRAME_HEADER_SIZE, end):
+                        continue
             payload = buf[pos + FRAME_HEADER_SIZE : end]
             self._in_pos = end + 1
             if frame_type == FRAME_BODY and state is _OPEN:
@@ -429,29 +423,6 @@ class AmqpConnection:
             body,
         )
         return True
-
-    def _fast_publish(self, channel: int, start: int, end: int) -> Message | None:
-        """basic.publish (method payload ``buf[start:end]``, already consumed) whose header and
-        single body frame are already buffered right behind it, on the same channel: one event
-        without three trips through the frame loop.
-
-        The frames are checked and taken by ``_sink_publish`` (the server's hot path) with a
-        sink that keeps what it is given; what it turns down (frames missing, another channel
-        in between, a bad size or frame-end, a class mismatch, an oversized body, arguments
-        that do not add up) returns None without consuming the frames after the method, so
-        the general path handles it, errors included.
-        """
-        buf = self._in
-        # decode_method's result and errors: the general path would raise the same here.
-        method = decode_publish(buf[start:end])
-        taken: list[Any] = []
-        if not self._sink_publish(lambda *args: taken.extend(args), channel, start, end):
-            return None
-        props: bytes = taken[3]
-        body: bytes = taken[4]
-        header_start = end + 1 + FRAME_HEADER_SIZE  # class, weight, body size, then props
-        header = ContentHeader(60, len(body), buf[header_start : header_start + 12 + len(props)])
-        return Message(channel, method, header, body)
 
     def _framing_error(self, text: str) -> AmqpConnectionError:
         """The stream cannot be resynchronised after a bad frame: drop what is buffered and all

@@ -962,15 +962,3 @@ def decode_method(payload: Buffer) -> Method:
         raise
     except (IndexError, struct.error, ValueError, TypeError) as exc:
         raise syntax_error(f"{spec.name}: {exc}", class_id, method_id) from None
-
-
-def decode_publish(payload: Buffer) -> Method:
-    """``decode_method`` for a payload already known to start with basic.publish's ids: the
-    same result and the same errors, without the table lookup (the publish hot path)."""
-    try:
-        return BasicPublish.decode(payload, 4, len(payload))
-    except AmqpError as exc:
-        exc.class_id, exc.method_id = 60, 40
-        raise
-    except (IndexError, struct.error, ValueError, TypeError) as exc:
-        raise syntax_error(f"{BasicPublish.NAME}: {exc}", 60, 40) from None
