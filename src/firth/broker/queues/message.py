@@ -95,12 +95,7 @@ class QueuedMessage:
 
 
 def _varint(value: int) -> bytes:
-    """Zigzag varint, as Kafka records use."""
-    if 0 <= value < 8192:  # the common sizes: one or two bytes
-        value <<= 1
-        if value < 0x80:
-            return bytes((value,))
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    """Zigzag varint, as Kafka records use (values under 8192: ``_SMALL_VARINTS``)."""
     value = (value << 1) ^ (value >> 63)
     out = bytearray()
     while value > 0x7F:
