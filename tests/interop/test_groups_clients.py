@@ -375,6 +375,47 @@ def settled_spread(
 # ---------------------------------------------------------------- tests
 
 
+def each_message_consumed_once_by_its_owner(
+    trio: list[Member], owned: list[set[int]], produced: int
+) -> None:
+    """Every produced message is consumed exactly once, each by the member owning its
+    partition in `owned` (the spread the group settled on)."""
+    wait_for(lambda: sum(len(m.consumed()) for m in trio) >= produced, 60, "every message consumed")
+    consumed = Counter(pair for m in trio for pair in m.consumed())
+    assert len(consumed) == produced
+    assert set(consumed.values()) == {1}
+    for member, partitions in zip(trio, owned, strict=True):
+        assert {p for p, _ in member.consumed()} <= partitions
+
+
+def kill_first_and_count(
+    trio: list[Member], produced: int, session_s: float, label: str, record_property: Any
+) -> float:
+    """SIGKILL the first member mid-stream, wait until the others own every partition and
+    every message was consumed by someone; assert nothing was lost and only what the victim
+    had not committed came twice. Returns the seconds from the kill to the move."""
+    wait_for(lambda: len(trio[0].consumed()) >= 20, 60, "the victim to be mid-stream")
+    trio[0].kill()
+    killed_at = time.monotonic()
+    survivors = trio[1:]
+    wait_for(lambda: spread(survivors), session_s + 15, "survivors to own every partition")
+    moved_after = time.monotonic() - killed_at
+    wait_for(
+        lambda: len({pair for m in trio for pair in m.consumed()}) >= produced,
+        60,
+        "every message consumed by someone",
+    )
+    consumed = Counter(pair for m in trio for pair in m.consumed())
+    redelivered = sum(consumed.values()) - len(consumed)
+    record_property("redeliveries", redelivered)
+    record_property("seconds_to_move", round(moved_after, 2))
+    print(f"{label}: partitions moved {moved_after:.2f}s after the kill, {redelivered} redelivered")
+    assert len(consumed) == produced  # nothing lost
+    # Only what the victim processed but had not committed can come twice.
+    assert redelivered <= len(trio[0].consumed())
+    return moved_after
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_range_spreads_2_2_2_and_each_message_is_consumed_once(
     broker: Any, members: list[Member], client: str
@@ -385,13 +426,7 @@ def test_range_spreads_2_2_2_and_each_message_is_consumed_once(
     owned = settled_spread(trio, 60)
     assert sorted(len(o) for o in owned) == [2, 2, 2]
     produced = produce(broker.bootstrap, topic, 50)
-    wait_for(lambda: sum(len(m.consumed()) for m in trio) >= produced, 60, "every message consumed")
-    consumed = Counter(pair for m in trio for pair in m.consumed())
-    assert len(consumed) == produced
-    assert set(consumed.values()) == {1}
-    # Each member consumed exactly its own partitions.
-    for member, partitions in zip(trio, owned, strict=True):
-        assert {p for p, _ in member.consumed()} <= partitions
+    each_message_consumed_once_by_its_owner(trio, owned, produced)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -403,27 +438,7 @@ def test_sigkilled_members_partitions_move_and_nothing_is_lost(
     trio = [start(members, client, broker.bootstrap, topic, group, work_s=0.002) for _ in range(3)]
     settled_spread(trio, 60)
     produced = produce(broker.bootstrap, topic, 200)
-    wait_for(lambda: len(trio[0].consumed()) >= 20, 60, "the victim to be mid-stream")
-    trio[0].kill()
-    killed_at = time.monotonic()
-    survivors = trio[1:]
-    wait_for(lambda: spread(survivors), SESSION_MS / 1000 + 15, "survivors to own every partition")
-    moved_after = time.monotonic() - killed_at
-    wait_for(
-        lambda: len({pair for m in trio for pair in m.consumed()}) >= produced,
-        60,
-        "every message consumed by someone",
-    )
-    consumed = Counter(pair for m in trio for pair in m.consumed())
-    redelivered = sum(consumed.values()) - len(consumed)
-    record_property("redeliveries", redelivered)
-    record_property("seconds_to_move", round(moved_after, 2))
-    print(
-        f"{client}: partitions moved {moved_after:.2f}s after the kill, {redelivered} redelivered"
-    )
-    assert len(consumed) == produced  # nothing lost
-    # Only what the victim processed but had not committed can come twice.
-    assert redelivered <= len(trio[0].consumed())
+    moved_after = kill_first_and_count(trio, produced, SESSION_MS / 1000, client, record_property)
     assert moved_after < SESSION_MS / 1000 + 10
 
 

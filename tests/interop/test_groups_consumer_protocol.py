@@ -34,6 +34,8 @@ from tests.interop.conftest_broker import wait_for
 from tests.interop.test_groups_clients import (
     TOPIC_PARTITIONS,
     Member,
+    each_message_consumed_once_by_its_owner,
+    kill_first_and_count,
     member_pool,
     new_topic,
     produce,
@@ -104,12 +106,7 @@ def test_three_members_get_2_2_2_and_each_message_is_consumed_once(
         # Contiguous ranges, as range assigns them (uniform spreads as members arrive).
         assert sorted(sorted(o) for o in owned) == [[0, 1], [2, 3], [4, 5]]
     produced = produce(broker.bootstrap, topic, 50)
-    wait_for(lambda: sum(len(m.consumed()) for m in trio) >= produced, 60, "every message consumed")
-    consumed = Counter(pair for m in trio for pair in m.consumed())
-    assert len(consumed) == produced
-    assert set(consumed.values()) == {1}
-    for member, partitions in zip(trio, owned, strict=True):
-        assert {p for p, _ in member.consumed()} <= partitions
+    each_message_consumed_once_by_its_owner(trio, owned, produced)
     owners_never_overlap(trio)
 
 
@@ -120,27 +117,12 @@ def test_sigkilled_members_partitions_move_and_nothing_is_lost(
     trio = trio_of(members, broker.bootstrap, topic, "kill", work_s=0.002)
     settled_spread(trio, 60)
     produced = produce(broker.bootstrap, topic, 200)
-    wait_for(lambda: len(trio[0].consumed()) >= 20, 60, "the victim to be mid-stream")
-    trio[0].kill()
-    killed_at = time.monotonic()
-    survivors = trio[1:]
-    wait_for(lambda: spread(survivors), SESSION_MS / 1000 + 15, "survivors to own every partition")
-    moved_after = time.monotonic() - killed_at
-    wait_for(
-        lambda: len({pair for m in trio for pair in m.consumed()}) >= produced,
-        60,
-        "every message consumed by someone",
+    moved_after = kill_first_and_count(
+        trio, produced, SESSION_MS / 1000, "consumer protocol", record_property
     )
-    consumed = Counter(pair for m in trio for pair in m.consumed())
-    redelivered = sum(consumed.values()) - len(consumed)
-    record_property("redeliveries", redelivered)
-    record_property("seconds_to_move", round(moved_after, 2))
-    print(f"partitions moved {moved_after:.2f}s after the kill, {redelivered} redelivered")
-    assert len(consumed) == produced  # nothing lost
-    assert redelivered <= len(trio[0].consumed())
     # The session timeout, plus at most a few heartbeat intervals and this test's polling.
     assert moved_after < SESSION_MS / 1000 + 3
-    owners_never_overlap(survivors)
+    owners_never_overlap(trio[1:])
 
 
 # ---------------------------------------------------------------- incremental rebalances
