@@ -256,7 +256,8 @@ class QueueStore:
         self._close_files()
         os.unlink(new_dir / COMPACTING)
         if self.fsync:
-            fsync_dir(new_dir)
+            fsync_dir(new_dir)  # the marker's removal
+            fsync_dir(self.directory)  # gen-N+1's entry, before gen-N goes
         for message, offset in zip(ordered, offsets, strict=True):
             message.offset = offset
         self.generation = old + 1
