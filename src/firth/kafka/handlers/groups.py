@@ -33,6 +33,7 @@ from firth.kafka.handlers.context import RequestContext
 from firth.kafka.handlers.deferred import Deferred
 from firth.kafka.protocol.header import RequestHeader
 from firth.kafka.protocol.offset_commit import decode_offset_commit
+from firth.kafka.protocol.primitives import uvarint
 
 FIND_COORDINATOR, OFFSET_COMMIT, OFFSET_FETCH = 10, 8, 9
 JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
@@ -243,20 +244,6 @@ _FIRST_FLEXIBLE = 8
 """OffsetCommit v8+ is flexible (compact lengths, tagged fields, response header v1)."""
 
 
-def _uvarint(value: int) -> bytes:
-    if value < 0x80:
-        return _SMALL[value]
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_SMALL = [bytes((value,)) for value in range(0x80)]
-"""One-byte varints (compact counts below 127), built once."""
-
 _NAME_BYTES: dict[tuple[str, bool], bytes] = {}
 _NAME_BYTES_LIMIT = 4096
 
@@ -269,7 +256,7 @@ def _encoded_name(name: str, flexible: bool) -> bytes:
         if len(_NAME_BYTES) >= _NAME_BYTES_LIMIT:
             _NAME_BYTES.clear()
         raw = name.encode()
-        prefix = _uvarint(len(raw) + 1) if flexible else _I16.pack(len(raw))
+        prefix = uvarint(len(raw) + 1) if flexible else _I16.pack(len(raw))
         encoded = _NAME_BYTES[key] = prefix + raw
     return encoded
 
@@ -290,11 +277,11 @@ def encode_offset_commit_response(
     parts = [correlation + _NO_TAGS if flexible else correlation]
     if version >= 3:
         parts.append(b"\x00\x00\x00\x00")  # throttle_time_ms
-    parts.append(_uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics)))
+    parts.append(uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics)))
     for name, partitions in topics:
         parts.append(_encoded_name(name, flexible))
         if flexible:
-            parts.append(_uvarint(len(partitions) + 1))
+            parts.append(uvarint(len(partitions) + 1))
             pack = _PARTITION_ERROR_TAGS.pack
             parts.extend([pack(index, error, 0) for index, error in partitions])
             parts.append(_NO_TAGS)

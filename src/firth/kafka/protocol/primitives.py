@@ -22,10 +22,14 @@ INT16_INT32 = struct.Struct(">hi")
 EMPTY_TAGS = b"\x00"
 
 
+_ONE_BYTE_VARINTS = [bytes((value,)) for value in range(0x80)]
+"""One-byte varints (compact lengths and counts below 127, the common case), built once."""
+
+
 def uvarint(value: int) -> bytes:
     """Unsigned varint (LEB128), as Kafka's compact lengths and tag counts use."""
     if value < 0x80:
-        return bytes((value,))
+        return _ONE_BYTE_VARINTS[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
