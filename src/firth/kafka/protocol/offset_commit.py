@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from firth.kafka.protocol.codec import check_version
 from firth.kafka.protocol.errors import MalformedRequestError
-from firth.kafka.protocol.header import RequestHeader
+from firth.kafka.protocol.header import RequestHeader, read_uvarint
 from firth.kafka.protocol.primitives import Buffer
 
 OFFSET_COMMIT_KEY = 8
@@ -63,22 +63,6 @@ def _malformed(message: str) -> MalformedRequestError:
     return MalformedRequestError(message=f"OffsetCommit request: {message}")
 
 
-def _uvarint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise _malformed("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 35:
-            raise _malformed("varint longer than 5 bytes")
-
-
 def _length(
     buf: Buffer, pos: int, end: int, flexible: bool, legacy: struct.Struct
 ) -> tuple[int, int]:
@@ -86,7 +70,7 @@ def _length(
     if flexible:
         if pos < end and buf[pos] < 0x80:  # one-byte varints are the common case
             return buf[pos] - 1, pos + 1
-        size, pos = _uvarint(buf, pos, end)
+        size, pos = read_uvarint(buf, pos)  # `end` is len(buf) here
         return size - 1, pos
     if pos + legacy.size > end:
         raise _malformed(f"length past the end at {pos}")
@@ -128,10 +112,10 @@ def _array_length(buf: Buffer, pos: int, end: int, flexible: bool) -> tuple[int,
 def _skip_tagged_fields(buf: Buffer, pos: int, end: int) -> int:
     if pos < end and buf[pos] == 0:  # no tagged fields: the common case
         return pos + 1
-    count, pos = _uvarint(buf, pos, end)
+    count, pos = read_uvarint(buf, pos)
     for _ in range(count):
-        _tag, pos = _uvarint(buf, pos, end)
-        size, pos = _uvarint(buf, pos, end)
+        _tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
         pos += size
         if pos > end:
             raise _malformed("tagged field past the end")
