@@ -242,7 +242,9 @@ class QueueStore:
                     journal += _ENTRY.pack(DELIVERED, offset, 0)
             fd = os.open(new_dir / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, journal)
+                view = memoryview(journal)
+                while view:  # a short write (a full disk) must not pass for a whole one
+                    view = view[os.write(fd, view) :]
                 if self.fsync:
                     os.fsync(fd)
             except BaseException:
