@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eventstore import (  # the main benchmark's library side, reused as is
     ROOT,
+    LibAccount,
     concurrent_writers,
     library_app,
     library_template,
@@ -279,17 +280,27 @@ def timed_prepared(functions: Sequence[Callable[[], Any]], samples: int) -> list
 def backend_floors(
     backend: str, floor: SqliteFloor | PostgresFloor, app: Any, samples: int, folder: Path
 ) -> list[Floor]:
+    """The single-event and batched rows, store level (pre-serialised `StoredEvent`s, as the
+    main benchmark gives the library) and aggregate level (`Application.save`), each against
+    the same bare operations measured in the same interleaved loop."""
     from eventsourcing.persistence import StoredEvent
 
     topic, state = library_template(app)
     originator = uuid.uuid4()
     versions = iter(range(1, 10**9))
+    account = LibAccount("floor")
+    app.save(account)
 
     def library_single() -> None:
         app.recorder.insert_events([StoredEvent(originator, next(versions), topic, state)])
 
+    def library_save() -> None:
+        app.save(account)
+
+    library_save.prepare = lambda: account.deposit(1)  # type: ignore[attr-defined]
+
     tables = list(SQLITE_TABLES)
-    singles: list[Callable[[], Any]] = [library_single]
+    singles: list[Callable[[], Any]] = [library_single, library_save]
     singles += [floor.insert(table, f"single-{table}", 1) for table in tables]
     if isinstance(floor, PostgresFloor):
         singles.append(floor.select_one)
@@ -298,16 +309,24 @@ def backend_floors(
     times = timed_prepared(singles, samples)
     single_floors = [
         (f"1 row + commit, {SQLITE_TABLES[table]}", p50(sample))
-        for table, sample in zip(tables, times[1:], strict=False)
+        for table, sample in zip(tables, times[2:], strict=False)
     ]
     single_floors.append(
         ("SELECT 1 round trip", p50(times[-1]))
         if isinstance(floor, PostgresFloor)
         else ("disk: 4 KiB pwrite + fdatasync", p50(times[-1]))
     )
-    rows = [Floor(backend, "append 1 event, p50", "µs", p50(times[0]), single_floors, False)]
+    rows = [
+        Floor(
+            backend, "append 1 event, store level, p50", "µs", p50(times[0]), single_floors, False
+        ),
+        Floor(
+            backend, "save 1 event, aggregate level, p50", "µs", p50(times[1]), single_floors, False
+        ),
+    ]
 
     batch_stored: list[list[Any]] = []
+    batch_aggregates: list[Any] = []
 
     def prepare_library_batch() -> None:
         batch_originator = uuid.uuid4()
@@ -318,24 +337,29 @@ def backend_floors(
     def library_batch() -> None:
         app.recorder.insert_events(batch_stored.pop())
 
+    def prepare_library_batch_save() -> None:
+        big = LibAccount("floor")  # its creation event plus 999 deposits: 1,000 new events
+        for _ in range(BATCH - 1):
+            big.deposit(1)
+        batch_aggregates.append(big)
+
+    def library_batch_save() -> None:
+        app.save(batch_aggregates.pop())
+
     library_batch.prepare = prepare_library_batch  # type: ignore[attr-defined]
-    batches: list[Callable[[], Any]] = [library_batch]
+    library_batch_save.prepare = prepare_library_batch_save  # type: ignore[attr-defined]
+    batches: list[Callable[[], Any]] = [library_batch, library_batch_save]
     batches += [floor.insert(table, f"batch-{table}", BATCH) for table in tables]
     times = timed_prepared(batches, max(5, samples // 20))
     rates = [BATCH * len(sample) / sum(sample) for sample in times]
-    rows.append(
-        Floor(
-            backend,
-            "batched append (1,000 per append)",
-            "events/s",
-            rates[0],
-            [
-                (f"1,000 rows + commit, {SQLITE_TABLES[table]}", rate)
-                for table, rate in zip(tables, rates[1:], strict=True)
-            ],
-            True,
-        )
-    )
+    batch_floors = [
+        (f"1,000 rows + commit, {SQLITE_TABLES[table]}", rate)
+        for table, rate in zip(tables, rates[2:], strict=True)
+    ]
+    rows += [
+        Floor(backend, "batched append, store level", "events/s", rates[0], batch_floors, True),
+        Floor(backend, "batched save, aggregate level", "events/s", rates[1], batch_floors, True),
+    ]
     return rows
 
 
@@ -375,7 +399,9 @@ def render(console: Console, floors: list[Floor], samples: int) -> None:
         "of budget",
     ):
         table.add_column(
-            column, justify="left" if column in ("backend", "row", "bare operation") else "right"
+            column,
+            justify="left" if column in ("backend", "row", "bare operation") else "right",
+            no_wrap=True,
         )
     for floor in floors:
         for index, (name, value) in enumerate(floor.floors):
@@ -410,7 +436,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="firth-bench-floors-", dir=args.dir or os.getcwd()))
     server = None
     floors: list[Floor] = []
-    console = Console(width=160)
+    console = Console(width=180)
     before = os.getloadavg()[0]
     try:
         if args.backend in ("sqlite", "both"):

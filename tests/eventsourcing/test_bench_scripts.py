@@ -45,8 +45,10 @@ def test_eventstore_bench_measures_every_sqlite_row(tmp_path: Path) -> None:
 def test_floors_bench_prints_each_bare_operation_against_the_budget(tmp_path: Path) -> None:
     out = run("eventstore_floors.py", "--samples", "5", folder=tmp_path)
     for row in (
-        "append 1 event, p50",
-        "batched append (1,000 per append)",
+        "append 1 event, store level, p50",
+        "batched append, store level",
+        "batched save, aggregate level",
+        "save 1 event, aggregate level, p50",
         "1 row + commit, no index",
         "1 row + commit, 2 unique indexes",
         "1 row + commit, Firth's table, 4 indexes",
