@@ -1,4 +1,5 @@
-"""Small file-system primitives for durable metadata: atomic replace and directory fsync.
+"""Small file-system primitives for durable metadata: atomic replace, directory fsync and
+writing a whole buffer to a descriptor.
 
 Checkpoint-style files (the topic catalog, producer-id blocks, recovery points) are rewritten
 whole: write a temporary sibling, fsync it, rename it over the target, fsync the directory. A
@@ -18,6 +19,14 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of `data` to `fd`: `os.write` may write less than asked (a full disk, a
+    signal), and a short write must not pass for a whole one."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 TMP_SUFFIX = ".tmp"
@@ -40,10 +49,7 @@ def atomic_write(
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         if fsync:
             os.fsync(fd)
     finally:

@@ -28,14 +28,20 @@ most half of the messages in it are still live, the store writes the live ones (
 with their delivery state) into a new generation ``gen-N+1`` and deletes ``gen-N``. This is
 how settled messages leave the disk: a generation is the unit of deletion, as a segment is in
 a topic. Crash safety: the new generation carries a ``compacting`` marker until its log and
-journal are complete and fsynced; opening deletes marked generations and keeps the newest
-complete one. Live messages get new offsets; the ``QueuedMessage`` objects are updated in
-place, so unacknowledged deliveries settle at their new offsets. Publishers still waiting for
-an fsync of the old log are answered by its close (which flushes it).
+journal are complete and fsynced (it gets the marker in a scratch folder, renamed into place,
+so no ``gen-`` folder ever lacks it while unfinished); removing the marker is the commit.
+Opening deletes marked generations and keeps the newest complete one. A marked generation is
+deleted by renaming it to the scratch folder first, so a crash while deleting cannot leave a
+partial one that looks complete. A compaction that fails before its commit closes what it
+opened and removes the new generation: the store goes on with the old one. Live messages get
+new offsets; the ``QueuedMessage`` objects are updated in place, so unacknowledged deliveries
+settle at their new offsets. Publishers still waiting for an fsync of the old log are
+answered by its close (which flushes it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
@@ -47,7 +53,7 @@ from firth.broker.queues.message import (
     decode_batch_values,
     decode_value,
 )
-from firth.fsutil import fsync_dir
+from firth.fsutil import fsync_dir, write_all
 from firth.log import Log, LogConfig
 
 SETTLED = 1
@@ -61,6 +67,10 @@ COMPACT_BYTES = 64 * 1024 * 1024
 COMPACT_CHECK_EVERY = 1024
 """Settles between two compaction checks (a check sums segment sizes)."""
 COMPACTING = "compacting"
+"""Marker file in a generation whose compaction has not committed: ``open`` discards it."""
+SCRATCH = "scratch"
+"""Not a generation: a new one is made here before it takes its name, one being discarded is
+moved here before it is deleted; whatever ``open`` finds here is garbage."""
 
 LOG_CONFIG = LogConfig(
     segment_bytes=64 * 1024 * 1024,
@@ -92,12 +102,13 @@ class QueueStore:
     def open(self) -> list[QueuedMessage]:
         """Open (creating if needed) and return the live messages in log order."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.directory / SCRATCH, ignore_errors=True)
         generations = []
-        for path in self.directory.iterdir():
+        for path in sorted(self.directory.iterdir()):
             if not path.name.startswith("gen-"):
                 continue
             if (path / COMPACTING).exists():  # an unfinished compaction: the old one stands
-                shutil.rmtree(path, ignore_errors=True)
+                self._set_aside(path)
                 continue
             generations.append(int(path.name[4:]))
         generations.sort()
@@ -193,9 +204,7 @@ class QueueStore:
         """Write buffered journal entries (page cache; no fsync)."""
         if self._pending and self._journal_fd >= 0:
             data, self._pending = bytes(self._pending), bytearray()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._journal_fd, view) :]
+            write_all(self._journal_fd, data)
 
     def wants_compaction(self) -> bool:
         """Cheap most of the time: looks at the log only every COMPACT_CHECK_EVERY settles,
@@ -211,62 +220,78 @@ class QueueStore:
 
     def compact(self, live: list[QueuedMessage], in_flight: frozenset[int] = frozenset()) -> None:
         """Rewrite ``live`` (every stored, unsettled message) into a new generation;
-        ``in_flight`` holds the ``seq`` of those delivered and not yet settled."""
+        ``in_flight`` holds the ``seq`` of those delivered and not yet settled.
+
+        If a step fails before the new generation is committed, what it opened is closed, the
+        new generation set aside and removed, and the error raised: the store goes on with the
+        old generation, untouched. (Should the set-aside fail too, after a commit whose
+        fsync failed, a restart may take the new generation and miss what the old one gets
+        after this.) Once committed, the store switches to the new one even if closing the
+        old one then fails."""
         assert self.log is not None
         self.write_pending()
-        old = self.generation
-        new_dir = self._gen_dir(old + 1)
-        shutil.rmtree(new_dir, ignore_errors=True)
-        new_dir.mkdir(parents=True)
-        (new_dir / COMPACTING).touch()
+        ordered = sorted((m for m in live if m.offset >= 0), key=lambda m: m.offset)
+        new_dir = self._gen_dir(self.generation + 1)
+        scratch = self.directory / SCRATCH
+        new_log: Log | None = None
+        fd = -1
         try:
-            new_log = Log.open(new_dir / "log", LOG_CONFIG)
-            ordered = sorted((m for m in live if m.offset >= 0), key=lambda m: m.offset)
-            offsets: list[int] = []
-            chunk: list[QueuedMessage] = []
-            size = 0
-            for message in [*ordered, None]:
-                if message is not None:
-                    chunk.append(message)
-                    size += len(message.body) + len(message.properties)
-                if chunk and (message is None or size > MAX_BATCH_BYTES):
-                    batch, header = build_batch(chunk)
-                    base = new_log.append(batch, header)
-                    offsets.extend(range(base, base + len(chunk)))
-                    chunk, size = [], 0
-            journal = bytearray()
-            for message, offset in zip(ordered, offsets, strict=True):
-                if message.returns or message.redelivered:  # its delivery state so far
-                    journal += _ENTRY.pack(RETURNED, offset, message.returns)
-                if message.seq in in_flight:  # delivered now: a crash counts one more return
-                    journal += _ENTRY.pack(DELIVERED, offset, 0)
-            fd = os.open(new_dir / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                view = memoryview(journal)
-                while view:  # a short write (a full disk) must not pass for a whole one
-                    view = view[os.write(fd, view) :]
-                if self.fsync:
-                    os.fsync(fd)
-            except BaseException:
-                os.close(fd)
-                raise
+            self._set_aside(new_dir)  # a leftover, if any
+            scratch.mkdir()
+            (scratch / COMPACTING).touch()
             if self.fsync:
+                fsync_dir(scratch)
+            os.rename(scratch, new_dir)  # so gen-N+1 never exists without its marker
+            new_log = Log.open(new_dir / "log", LOG_CONFIG)
+            offsets = _copy_messages(ordered, new_log)
+            fd = os.open(new_dir / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            write_all(fd, _delivery_state(ordered, offsets, in_flight))
+            if self.fsync:
+                os.fsync(fd)
                 new_log.flush()
+                fsync_dir(new_dir)  # the journal's entry
+                fsync_dir(self.directory)  # gen-N+1's entry
+            os.unlink(new_dir / COMPACTING)  # the commit
+            if self.fsync:
+                fsync_dir(new_dir)  # the marker's removal, before gen-N goes
         except BaseException:
-            shutil.rmtree(new_dir, ignore_errors=True)
+            # The first error is the one raised; these only tidy up after it.
+            with contextlib.suppress(OSError):
+                if fd >= 0:
+                    os.close(fd)
+            with contextlib.suppress(OSError):
+                if new_log is not None:
+                    new_log.abandon()
+            with contextlib.suppress(OSError):  # a disk refusing even this: see the docstring
+                self._set_aside(new_dir)
             raise
-        self._close_files()
-        os.unlink(new_dir / COMPACTING)
-        if self.fsync:
-            fsync_dir(new_dir)  # the marker's removal
-            fsync_dir(self.directory)  # gen-N+1's entry, before gen-N goes
+        old_log, old_fd, old_dir = self.log, self._journal_fd, self._gen_dir(self.generation)
         for message, offset in zip(ordered, offsets, strict=True):
             message.offset = offset
-        self.generation = old + 1
+        self.generation += 1
         self.log = new_log
         self._journal_fd = fd
         self.live = len(ordered)
-        shutil.rmtree(self._gen_dir(old), ignore_errors=True)
+        try:
+            if old_fd >= 0:
+                os.close(old_fd)
+        finally:
+            try:
+                old_log.close()  # answers publishers still waiting for its fsync
+            finally:
+                shutil.rmtree(old_dir, ignore_errors=True)  # gen-N+1 is newer: safe if torn
+
+    def _set_aside(self, gen_dir: Path) -> None:
+        """Remove a generation that is not committed (or whose commit is undone) so that no
+        crash can leave part of it under its ``gen-`` name, complete-looking: rename it to
+        SCRATCH first (atomic), make that durable, then delete it."""
+        scratch = self.directory / SCRATCH
+        shutil.rmtree(scratch, ignore_errors=True)
+        if gen_dir.exists():
+            os.rename(gen_dir, scratch)
+            if self.fsync:
+                fsync_dir(self.directory)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     # -- closing -----------------------------------------------------------------------------------
 
@@ -290,3 +315,36 @@ class QueueStore:
         if self.log is not None and not self.log.closed:
             self.log.abandon()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# -- compaction steps ------------------------------------------------------------------------------
+
+
+def _copy_messages(ordered: list[QueuedMessage], log: Log) -> list[int]:
+    """Append ``ordered`` to ``log`` in batches of about MAX_BATCH_BYTES; their new offsets."""
+    offsets: list[int] = []
+    chunk: list[QueuedMessage] = []
+    size = 0
+    for message in [*ordered, None]:
+        if message is not None:
+            chunk.append(message)
+            size += len(message.body) + len(message.properties)
+        if chunk and (message is None or size > MAX_BATCH_BYTES):
+            batch, header = build_batch(chunk)
+            base = log.append(batch, header)
+            offsets.extend(range(base, base + len(chunk)))
+            chunk, size = [], 0
+    return offsets
+
+
+def _delivery_state(
+    ordered: list[QueuedMessage], offsets: list[int], in_flight: frozenset[int]
+) -> bytes:
+    """The new generation's journal: each message's delivery state so far, at its new offset."""
+    journal = bytearray()
+    for message, offset in zip(ordered, offsets, strict=True):
+        if message.returns or message.redelivered:
+            journal += _ENTRY.pack(RETURNED, offset, message.returns)
+        if message.seq in in_flight:  # delivered now: a crash counts one more return
+            journal += _ENTRY.pack(DELIVERED, offset, 0)
+    return bytes(journal)
