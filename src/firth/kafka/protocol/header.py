@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from firth.kafka.protocol._flexible_versions import FIRST_FLEXIBLE_VERSION
 from firth.kafka.protocol.errors import MalformedRequestError
+from firth.kafka.protocol.primitives import read_uvarint
 
 API_VERSIONS_KEY = 18
 
@@ -72,24 +73,6 @@ class RequestHeader:
     @property
     def response_header_version(self) -> int:
         return response_header_version(self.api_key, self.api_version)
-
-
-def read_uvarint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
-    """Decode an unsigned varint at `pos`: (value, next position). At most 5 bytes."""
-    result = 0
-    shift = 0
-    end = len(buf)
-    while True:
-        if pos >= end:
-            raise MalformedRequestError(message="truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 35:
-            raise MalformedRequestError(message="varint longer than 5 bytes")
 
 
 def skip_tagged_fields(buf: bytes | bytearray | memoryview, pos: int) -> int:

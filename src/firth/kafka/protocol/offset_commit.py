@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 from firth.kafka.protocol.codec import check_version
 from firth.kafka.protocol.errors import MalformedRequestError
-from firth.kafka.protocol.header import RequestHeader, read_uvarint
-from firth.kafka.protocol.primitives import Buffer
+from firth.kafka.protocol.header import RequestHeader
+from firth.kafka.protocol.primitives import Buffer, read_uvarint
 
 OFFSET_COMMIT_KEY = 8
 _MIN_VERSION, _MAX_VERSION, _FIRST_FLEXIBLE = 2, 9, 8
@@ -70,7 +70,7 @@ def _length(
     if flexible:
         if pos < end and buf[pos] < 0x80:  # one-byte varints are the common case
             return buf[pos] - 1, pos + 1
-        size, pos = read_uvarint(buf, pos)  # `end` is len(buf) here
+        size, pos = read_uvarint(buf, pos, end)
         return size - 1, pos
     if pos + legacy.size > end:
         raise _malformed(f"length past the end at {pos}")
@@ -112,10 +112,10 @@ def _array_length(buf: Buffer, pos: int, end: int, flexible: bool) -> tuple[int,
 def _skip_tagged_fields(buf: Buffer, pos: int, end: int) -> int:
     if pos < end and buf[pos] == 0:  # no tagged fields: the common case
         return pos + 1
-    count, pos = read_uvarint(buf, pos)
+    count, pos = read_uvarint(buf, pos, end)
     for _ in range(count):
-        _tag, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
+        _tag, pos = read_uvarint(buf, pos, end)
+        size, pos = read_uvarint(buf, pos, end)
         pos += size
         if pos > end:
             raise _malformed("tagged field past the end")

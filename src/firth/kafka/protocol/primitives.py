@@ -38,6 +38,28 @@ def uvarint(value: int) -> bytes:
     return bytes(out)
 
 
+def read_uvarint(buf: Buffer, pos: int, end: int | None = None) -> tuple[int, int]:
+    """Decode the unsigned varint at `pos`, reading nothing at or past `end` (default: the end
+    of `buf`): (value, next position). At most 5 bytes."""
+    if end is None:
+        end = len(buf)
+    if pos < end and buf[pos] < 0x80:  # one-byte varints are the common case
+        return int(buf[pos]), pos + 1
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise MalformedRequestError(message="truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 35:
+            raise MalformedRequestError(message="varint longer than 5 bytes")
+
+
 def legacy_string(value: str | None) -> bytes:
     if value is None:
         return b"\xff\xff"
@@ -103,24 +125,11 @@ class Cursor:
     def uvarint(self) -> int:
         buf = self.buf
         pos = self.pos
-        end = self.end
-        if pos < end and buf[pos] < 0x80:  # one-byte varints are the common case
+        if pos < self.end and buf[pos] < 0x80:  # inlined here too: the produce path's case
             self.pos = pos + 1
             return int(buf[pos])
-        result = 0
-        shift = 0
-        while True:
-            if pos >= end:
-                raise MalformedRequestError(message="truncated varint")
-            byte = buf[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                self.pos = pos
-                return result
-            shift += 7
-            if shift >= 35:
-                raise MalformedRequestError(message="varint longer than 5 bytes")
+        value, self.pos = read_uvarint(buf, pos, self.end)
+        return value
 
     def _text(self, size: int) -> str:
         start = self._need(size)

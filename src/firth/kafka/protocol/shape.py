@@ -27,7 +27,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from firth.kafka.protocol.errors import MalformedRequestError
-from firth.kafka.protocol.primitives import uvarint
+from firth.kafka.protocol.primitives import read_uvarint, uvarint
 
 Buffer = bytes | bytearray | memoryview
 
@@ -124,22 +124,6 @@ def _strip_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def _uvarint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise _fail("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 35:
-            raise _fail("varint longer than 5 bytes")
-
-
 Edits = list[tuple[int, int, bytes]] | None
 """Tagged-field sections to rewrite without their unknown tags: (start, end, replacement)."""
 
@@ -159,7 +143,7 @@ def _step(step: Step, buf: Buffer, pos: int, end: int, edits: Edits) -> int:
         return pos
     if kind == _LENGTH_PREFIXED:
         if arg == 0:
-            size, pos = _uvarint(buf, pos, end)
+            size, pos = read_uvarint(buf, pos, end)
             size -= 1
         elif arg == 2:
             if pos + 2 > end:
@@ -179,7 +163,7 @@ def _step(step: Step, buf: Buffer, pos: int, end: int, edits: Edits) -> int:
     if kind == _ARRAY:
         compact, item = arg
         if compact:
-            count, pos = _uvarint(buf, pos, end)
+            count, pos = read_uvarint(buf, pos, end)
             count -= 1
         else:
             if pos + 4 > end:
@@ -194,7 +178,7 @@ def _step(step: Step, buf: Buffer, pos: int, end: int, edits: Edits) -> int:
     if kind == _FIXED_ARRAY:
         compact, size = arg
         if compact:
-            count, pos = _uvarint(buf, pos, end)
+            count, pos = read_uvarint(buf, pos, end)
             count -= 1
         else:
             if pos + 4 > end:
@@ -218,15 +202,15 @@ def _step(step: Step, buf: Buffer, pos: int, end: int, edits: Edits) -> int:
         return _walk(steps, buf, pos, end, edits)
     # _TAGS
     section_start = pos
-    count, pos = _uvarint(buf, pos, end)
+    count, pos = read_uvarint(buf, pos, end)
     if count > end - pos:
         raise _fail(f"{count} tagged fields in {end - pos} bytes")
     kept: list[tuple[int, int]] = []
     unknown = False
     for _ in range(count):
         field_start = pos
-        tag, pos = _uvarint(buf, pos, end)
-        size, pos = _uvarint(buf, pos, end)
+        tag, pos = read_uvarint(buf, pos, end)
+        size, pos = read_uvarint(buf, pos, end)
         field_end = pos + size
         if field_end > end:
             raise _fail("tagged field past the end of the request")
