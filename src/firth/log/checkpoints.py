@@ -3,8 +3,7 @@
 Atomic replace = write `name.tmp`, fsync it, rename it over `name`, fsync the directory. After a
 crash the file holds either the old or the new content, never a mix; a leftover `.tmp` is
 garbage and the loader removes it. Index files are saved the same way. The primitive itself is
-`firth.fsutil.atomic_write`, shared with the broker's checkpoints; it is re-exported here under
-the storage engine's names.
+`firth.fsutil.atomic_write`, shared with the broker's checkpoints.
 
 Formats (text, one value per line, so an operator can read them with `cat`):
 
@@ -30,9 +29,6 @@ from firth.log.files import (
     RECOVERY_POINT_MAGIC,
 )
 
-fsync_directory = fsync_dir
-write_atomic = atomic_write
-
 
 def _read_value(path: str, magic: str) -> int | None:
     try:
@@ -55,7 +51,7 @@ def read_recovery_point(directory: str) -> int | None:
 
 def write_recovery_point(directory: str, offset: int) -> None:
     data = f"{RECOVERY_POINT_MAGIC}\n{offset}\n".encode("ascii")
-    write_atomic(os.path.join(directory, RECOVERY_POINT_FILE), data)
+    atomic_write(os.path.join(directory, RECOVERY_POINT_FILE), data)
 
 
 def read_clean_marker(directory: str) -> int | None:
@@ -65,7 +61,7 @@ def read_clean_marker(directory: str) -> int | None:
 
 def write_clean_marker(directory: str, log_end_offset: int) -> None:
     data = f"{CLEAN_SHUTDOWN_MAGIC}\n{log_end_offset}\n".encode("ascii")
-    write_atomic(os.path.join(directory, CLEAN_SHUTDOWN_FILE), data)
+    atomic_write(os.path.join(directory, CLEAN_SHUTDOWN_FILE), data)
 
 
 def remove_clean_marker(directory: str) -> bool:
@@ -74,5 +70,5 @@ def remove_clean_marker(directory: str) -> bool:
         os.unlink(os.path.join(directory, CLEAN_SHUTDOWN_FILE))
     except FileNotFoundError:
         return False
-    fsync_directory(directory)
+    fsync_dir(directory)
     return True

@@ -28,8 +28,8 @@ import os
 from bisect import bisect_right
 from dataclasses import dataclass
 
+from firth.fsutil import fsync_dir
 from firth.log.checkpoints import (
-    fsync_directory,
     read_clean_marker,
     read_recovery_point,
     remove_clean_marker,
@@ -104,7 +104,7 @@ def load_segments(
         if marker_end is not None:
             remove_clean_marker(directory)
         if report.segments_dropped or report.garbage_files_removed or len(segments) == 0:
-            fsync_directory(directory)
+            fsync_dir(directory)
     except BaseException:
         for segment in segments + kept:
             segment.close()

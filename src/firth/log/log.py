@@ -38,7 +38,8 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 
-from firth.log.checkpoints import fsync_directory, write_clean_marker, write_recovery_point
+from firth.fsutil import fsync_dir
+from firth.log.checkpoints import write_clean_marker, write_recovery_point
 from firth.log.config import LogConfig
 from firth.log.errors import (
     CorruptBatch,
@@ -128,7 +129,7 @@ class Log:
         for segment in self._segments:
             if not segment.indexes_saved:
                 segment.save_indexes()
-        fsync_directory(self._directory)
+        fsync_dir(self._directory)
         write_recovery_point(self._directory, self._next_offset)
         self._checkpoint_base = self._active.base_offset
 
@@ -358,7 +359,7 @@ class Log:
                         segment.save_indexes()
                         directory_dirty = True
                 if directory_dirty:
-                    fsync_directory(self._directory)
+                    fsync_dir(self._directory)
                 if end > self._flushed_offset:
                     self._flushed_offset = end
                 containing = segments[0].base_offset
@@ -396,7 +397,7 @@ class Log:
                 for segment in victims:
                     segment.retire()
                     self._retired.append((now + self._config.file_delete_delay_ms, segment))
-                fsync_directory(self._directory)
+                fsync_dir(self._directory)
                 self._unlink_retired(now)
         except OSError as error:
             raise StorageError(f"retention in {self._directory} failed: {error}") from error
@@ -429,7 +430,7 @@ class Log:
                 segment = self._segments[i]
                 segment.truncate_to(offset)
                 segment.sync()
-                fsync_directory(self._directory)
+                fsync_dir(self._directory)
                 self._active = segment
                 self._next_offset = segment.next_offset
                 self._flushed_offset = min(self._flushed_offset, self._next_offset)
@@ -456,7 +457,7 @@ class Log:
                 for segment in self._segments:
                     if not segment.indexes_saved:
                         segment.save_indexes()
-                fsync_directory(self._directory)
+                fsync_dir(self._directory)
                 write_recovery_point(self._directory, self._next_offset)
                 write_clean_marker(self._directory, self._next_offset)
                 self._flushed_offset = self._next_offset

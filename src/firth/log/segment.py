@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import struct
 
-from firth.log.checkpoints import write_atomic
+from firth.fsutil import atomic_write
 from firth.log.config import LogConfig
 from firth.log.files import (
     DELETED_SUFFIX,
@@ -243,8 +243,8 @@ class Segment:
     def save_indexes(self) -> None:
         """Write both index files by atomic replace (the caller fsyncs the directory)."""
         self._ensure_indexes()
-        write_atomic(self.path(INDEX_SUFFIX), self.offset_index.to_bytes(), sync_directory=False)
-        write_atomic(self.path(TIME_INDEX_SUFFIX), self.time_index.to_bytes(), sync_directory=False)
+        atomic_write(self.path(INDEX_SUFFIX), self.offset_index.to_bytes(), sync_directory=False)
+        atomic_write(self.path(TIME_INDEX_SUFFIX), self.time_index.to_bytes(), sync_directory=False)
         self.indexes_saved = True
 
     # -- loading and recovery (owner thread, before the log is shared) ---------------------
