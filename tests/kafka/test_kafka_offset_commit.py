@@ -196,3 +196,21 @@ def test_null_arrays_are_malformed() -> None:
     )
     with pytest.raises(MalformedRequestError, match="null"):
         decode_offset_commit(header(3), null_partitions, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\x80", "truncated varint"),  # group_id length: a varint cut short
+        (b"\xff\xff\xff\xff\xff\x01", "varint longer than 5 bytes"),
+        (V8_BODY[:-1] + b"\x81", "truncated varint"),  # request tagged-field count
+        (V8_BODY[:-1] + b"\x01\x05\x09", "tagged field past the end"),
+        (V8_BODY[:4], "truncated generation"),
+    ],
+    ids=["cut-varint", "long-varint", "cut-tag-count", "tag-past-end", "own-error"],
+)
+def test_malformed_messages_name_the_request(body: bytes, reason: str) -> None:
+    """Errors from the shared varint reader carry the prefix the decoder's own errors do."""
+    with pytest.raises(MalformedRequestError) as raised:
+        decode_offset_commit(header(8), body, 0)
+    assert raised.value.message == f"OffsetCommit request: {reason}"

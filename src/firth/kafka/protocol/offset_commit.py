@@ -60,7 +60,8 @@ class OffsetCommitRequestData(NamedTuple):
 
 
 def _malformed(message: str) -> MalformedRequestError:
-    return MalformedRequestError(message=f"OffsetCommit request: {message}")
+    """Unprefixed, as the shared readers' errors: `decode_offset_commit` names the request."""
+    return MalformedRequestError(message=message)
 
 
 def _length(
@@ -125,54 +126,58 @@ def _skip_tagged_fields(buf: Buffer, pos: int, end: int) -> int:
 def decode_offset_commit(
     header: RequestHeader, frame: Buffer, body_offset: int
 ) -> OffsetCommitRequestData:
-    """Decode an OffsetCommit request body. Raises only `ProtocolError` subclasses."""
+    """Decode an OffsetCommit request body. Raises only `ProtocolError` subclasses; the
+    message of a `MalformedRequestError` starts 'OffsetCommit request: '."""
     version = header.api_version
     if not _MIN_VERSION <= version <= _MAX_VERSION:
         check_version(OFFSET_COMMIT_KEY, version)  # raises UnsupportedVersionError
-    flexible = version >= _FIRST_FLEXIBLE
-    fixed = _PARTITION_EPOCH if version >= 6 else _PARTITION
-    fixed_size = fixed.size
-    buf = frame
-    end = len(buf)
-    value, pos = _string(buf, body_offset, end, flexible)
-    group_id = _required(value)
-    if pos + 4 > end:
-        raise _malformed("truncated generation")
-    generation = _I32.unpack_from(buf, pos)[0]
-    value, pos = _string(buf, pos + 4, end, flexible)
-    member_id = _required(value)
-    if version <= 4:
-        if pos + 8 > end:
-            raise _malformed("truncated retention time")
-        # Unused, but kio refuses a retention its timedelta cannot hold: so do we.
-        if abs(_I64.unpack_from(buf, pos)[0]) > _MAX_RETENTION_MS:
-            raise _malformed("retention_time_ms out of range")
-        pos += 8
-    group_instance_id = None
-    if version >= 7:
-        group_instance_id, pos = _string(buf, pos, end, flexible)
-    topics: list[tuple[str, list[OffsetCommitPartition]]] = []
-    count, pos = _array_length(buf, pos, end, flexible)
-    for _ in range(count):
-        value, pos = _string(buf, pos, end, flexible)
-        name = _required(value)
-        partitions: list[OffsetCommitPartition] = []
-        items, pos = _array_length(buf, pos, end, flexible)
-        for _ in range(items):
-            if pos + fixed_size > end:
-                raise _malformed("truncated partition")
-            if fixed_size == 12:
-                index, offset = _PARTITION.unpack_from(buf, pos)
-                epoch = -1
-            else:
-                index, offset, epoch = _PARTITION_EPOCH.unpack_from(buf, pos)
-            metadata, pos = _string(buf, pos + fixed_size, end, flexible)
-            partitions.append((index, offset, epoch, metadata))
+    try:
+        flexible = version >= _FIRST_FLEXIBLE
+        fixed = _PARTITION_EPOCH if version >= 6 else _PARTITION
+        fixed_size = fixed.size
+        buf = frame
+        end = len(buf)
+        value, pos = _string(buf, body_offset, end, flexible)
+        group_id = _required(value)
+        if pos + 4 > end:
+            raise _malformed("truncated generation")
+        generation = _I32.unpack_from(buf, pos)[0]
+        value, pos = _string(buf, pos + 4, end, flexible)
+        member_id = _required(value)
+        if version <= 4:
+            if pos + 8 > end:
+                raise _malformed("truncated retention time")
+            # Unused, but kio refuses a retention its timedelta cannot hold: so do we.
+            if abs(_I64.unpack_from(buf, pos)[0]) > _MAX_RETENTION_MS:
+                raise _malformed("retention_time_ms out of range")
+            pos += 8
+        group_instance_id = None
+        if version >= 7:
+            group_instance_id, pos = _string(buf, pos, end, flexible)
+        topics: list[tuple[str, list[OffsetCommitPartition]]] = []
+        count, pos = _array_length(buf, pos, end, flexible)
+        for _ in range(count):
+            value, pos = _string(buf, pos, end, flexible)
+            name = _required(value)
+            partitions: list[OffsetCommitPartition] = []
+            items, pos = _array_length(buf, pos, end, flexible)
+            for _ in range(items):
+                if pos + fixed_size > end:
+                    raise _malformed("truncated partition")
+                if fixed_size == 12:
+                    index, offset = _PARTITION.unpack_from(buf, pos)
+                    epoch = -1
+                else:
+                    index, offset, epoch = _PARTITION_EPOCH.unpack_from(buf, pos)
+                metadata, pos = _string(buf, pos + fixed_size, end, flexible)
+                partitions.append((index, offset, epoch, metadata))
+                if flexible:
+                    pos = _skip_tagged_fields(buf, pos, end)
             if flexible:
                 pos = _skip_tagged_fields(buf, pos, end)
+            topics.append((name, partitions))
         if flexible:
-            pos = _skip_tagged_fields(buf, pos, end)
-        topics.append((name, partitions))
-    if flexible:
-        _skip_tagged_fields(buf, pos, end)
-    return OffsetCommitRequestData(group_id, generation, member_id, group_instance_id, topics)
+            _skip_tagged_fields(buf, pos, end)
+        return OffsetCommitRequestData(group_id, generation, member_id, group_instance_id, topics)
+    except MalformedRequestError as error:  # the one place that names the request
+        raise MalformedRequestError(message=f"OffsetCommit request: {error.message}") from None
