@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from firth.kafka.protocol._flexible_versions import FIRST_FLEXIBLE_VERSION
 from firth.kafka.protocol.errors import MalformedRequestError
-from firth.kafka.protocol.primitives import read_uvarint
+from firth.kafka.protocol.primitives import skip_tagged_fields
 
 API_VERSIONS_KEY = 18
 
@@ -73,18 +73,6 @@ class RequestHeader:
     @property
     def response_header_version(self) -> int:
         return response_header_version(self.api_key, self.api_version)
-
-
-def skip_tagged_fields(buf: bytes | bytearray | memoryview, pos: int) -> int:
-    """Skip a tagged-field section at `pos`; return the position after it."""
-    count, pos = read_uvarint(buf, pos)
-    for _ in range(count):
-        _, pos = read_uvarint(buf, pos)
-        size, pos = read_uvarint(buf, pos)
-        pos += size
-        if pos > len(buf):
-            raise MalformedRequestError(message="tagged field extends past the frame")
-    return pos
 
 
 def parse_request_header(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader, int]:

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from firth.kafka.protocol.codec import check_version
 from firth.kafka.protocol.errors import MalformedRequestError
 from firth.kafka.protocol.header import RequestHeader
-from firth.kafka.protocol.primitives import Buffer, read_uvarint
+from firth.kafka.protocol.primitives import Buffer, read_uvarint, skip_tagged_fields
 
 OFFSET_COMMIT_KEY = 8
 _MIN_VERSION, _MAX_VERSION, _FIRST_FLEXIBLE = 2, 9, 8
@@ -110,19 +110,6 @@ def _array_length(buf: Buffer, pos: int, end: int, flexible: bool) -> tuple[int,
     return count, pos
 
 
-def _skip_tagged_fields(buf: Buffer, pos: int, end: int) -> int:
-    if pos < end and buf[pos] == 0:  # no tagged fields: the common case
-        return pos + 1
-    count, pos = read_uvarint(buf, pos, end)
-    for _ in range(count):
-        _tag, pos = read_uvarint(buf, pos, end)
-        size, pos = read_uvarint(buf, pos, end)
-        pos += size
-        if pos > end:
-            raise _malformed("tagged field past the end")
-    return pos
-
-
 def decode_offset_commit(
     header: RequestHeader, frame: Buffer, body_offset: int
 ) -> OffsetCommitRequestData:
@@ -172,12 +159,12 @@ def decode_offset_commit(
                 metadata, pos = _string(buf, pos + fixed_size, end, flexible)
                 partitions.append((index, offset, epoch, metadata))
                 if flexible:
-                    pos = _skip_tagged_fields(buf, pos, end)
+                    pos = skip_tagged_fields(buf, pos, end)
             if flexible:
-                pos = _skip_tagged_fields(buf, pos, end)
+                pos = skip_tagged_fields(buf, pos, end)
             topics.append((name, partitions))
         if flexible:
-            _skip_tagged_fields(buf, pos, end)
+            skip_tagged_fields(buf, pos, end)
         return OffsetCommitRequestData(group_id, generation, member_id, group_instance_id, topics)
     except MalformedRequestError as error:  # the one place that names the request
         raise MalformedRequestError(message=f"OffsetCommit request: {error.message}") from None

@@ -60,6 +60,23 @@ def read_uvarint(buf: Buffer, pos: int, end: int | None = None) -> tuple[int, in
             raise MalformedRequestError(message="varint longer than 5 bytes")
 
 
+def skip_tagged_fields(buf: Buffer, pos: int, end: int | None = None) -> int:
+    """Skip the tagged-field section at `pos` (all its tags: none is one we read); return the
+    position after it. Reads nothing at or past `end` (default: the end of `buf`)."""
+    if end is None:
+        end = len(buf)
+    if pos < end and buf[pos] == 0:  # no tagged fields: the common case
+        return pos + 1
+    count, pos = read_uvarint(buf, pos, end)
+    for _ in range(count):
+        _tag, pos = read_uvarint(buf, pos, end)
+        size, pos = read_uvarint(buf, pos, end)
+        pos += size
+        if pos > end:
+            raise MalformedRequestError(message="tagged field past the end")
+    return pos
+
+
 def legacy_string(value: str | None) -> bytes:
     if value is None:
         return b"\xff\xff"
@@ -173,9 +190,7 @@ class Cursor:
 
     def skip_tagged_fields(self) -> None:
         pos = self.pos
-        if pos < self.end and self.buf[pos] == 0:  # no tagged fields: the common case
+        if pos < self.end and self.buf[pos] == 0:  # inlined here too: the produce path's case
             self.pos = pos + 1
             return
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self._need(self.uvarint())
+        self.pos = skip_tagged_fields(self.buf, pos, self.end)
