@@ -62,6 +62,12 @@ def _coordinator(ctx: RequestContext) -> GroupCoordinator | None:
     return ctx.broker.groups
 
 
+def _coordinator_not_available(ctx: RequestContext) -> bytes:
+    """The answer, while there is no coordinator, of a request whose response needs only a
+    top-level error code (the rest of its fields take their defaults)."""
+    return ctx.respond({"throttle_time": 0, "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE)})
+
+
 def _client_host(ctx: RequestContext) -> str:
     return f"/{ctx.peer_host}"
 
@@ -157,9 +163,7 @@ async def sync_group(ctx: RequestContext) -> bytes:
     request = ctx.decode()
     coordinator = _coordinator(ctx)
     if coordinator is None:
-        return ctx.respond(
-            {"throttle_time": 0, "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE)}
-        )
+        return _coordinator_not_available(ctx)
     result = await coordinator.sync(
         request.group_id,
         request.generation_id,
@@ -205,9 +209,7 @@ async def leave_group(ctx: RequestContext) -> bytes:
     else:
         wanted = [(request.member_id, None)]
     if coordinator is None:
-        return ctx.respond(
-            {"throttle_time": 0, "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE)}
-        )
+        return _coordinator_not_available(ctx)
     result = coordinator.leave(request.group_id, wanted)
     if ctx.version >= 3:
         return ctx.respond(
@@ -415,9 +417,7 @@ async def offset_delete(ctx: RequestContext) -> bytes:
     coordinator = _coordinator(ctx)
     wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
     if coordinator is None:
-        return ctx.respond(
-            {"throttle_time": 0, "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE)}
-        )
+        return _coordinator_not_available(ctx)
     result = await coordinator.delete_offsets(request.group_id, wanted)
     if result.error is not ErrorCode.NONE:
         return ctx.respond({"throttle_time": 0, "error_code": int(result.error), "topics": []})
@@ -450,9 +450,7 @@ async def list_groups(ctx: RequestContext) -> bytes:
     request = ctx.decode()
     coordinator = _coordinator(ctx)
     if coordinator is None:
-        return ctx.respond(
-            {"throttle_time": 0, "error_code": int(ErrorCode.COORDINATOR_NOT_AVAILABLE)}
-        )
+        return _coordinator_not_available(ctx)
     states = list(getattr(request, "states_filter", ()) or ())
     types = {t.lower() for t in getattr(request, "types_filter", ()) or ()}
     listings = [g for g in coordinator.list_groups(states) if not types or g.group_type in types]
