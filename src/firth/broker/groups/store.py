@@ -47,6 +47,7 @@ from types import MappingProxyType
 from firth.broker.groups import records as rec
 from firth.broker.groups.errors import GroupStoreError
 from firth.broker.groups.results import CommittedOffset, TopicPartition
+from firth.fsutil import fsync_dir, write_all
 
 logger = logging.getLogger(__name__)
 
@@ -62,21 +63,6 @@ class LoadReport:
     records_replayed: int
     truncated_bytes: int
     corrupt_snapshots: int
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 class OffsetStore:
@@ -245,7 +231,7 @@ class OffsetStore:
         if self._rotate_before_next_write:
             self._open_log(self._sequence + 1)
             self._rotate_before_next_write = False
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
         if self._fsync:
             os.fdatasync(self._fd)
         self._log_bytes += len(data)
@@ -254,10 +240,10 @@ class OffsetStore:
         path = self.directory / rec.file_name(sequence, rec.LOG_SUFFIX)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
-            _write_all(fd, rec.MAGIC)
+            write_all(fd, rec.MAGIC)
             if self._fsync:
                 os.fsync(fd)
-                _fsync_directory(self.directory)
+                fsync_dir(self.directory)
         except OSError:
             os.close(fd)
             raise
@@ -319,7 +305,7 @@ class OffsetStore:
                 os.fsync(out.fileno())
         os.replace(tmp, final)
         if self._fsync:
-            _fsync_directory(self.directory)
+            fsync_dir(self.directory)
         for path in self.directory.iterdir():
             parsed = rec.parse_file_name(path.name)
             if parsed is not None and parsed[0] < sequence:
