@@ -6,12 +6,15 @@ call at a time: a dry run counts how often compaction calls each of them, then a
 is compacted once per call with that call raising. After each failure the store must still
 take a message and close with no file descriptor left open, and reopening it must give back
 every live message with its delivery state (from the old generation when the failure came
-before the commit, from the new one after).
+before the commit, from the new one after). A queue whose compaction fails goes on: the ack
+that triggered it succeeds, and a later check compacts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from firth.broker.queues import QueuedMessage
+from firth.amqp.codec import AmqpPropertiesCodec
+from firth.broker.queues import QueuedMessage, VirtualHost
 from firth.broker.queues import store as store_module
 from firth.broker.queues.store import DELIVERED, RETURNED, SETTLED, QueueStore
 from firth.log import Log
@@ -149,3 +153,48 @@ def test_a_failed_compaction_leaks_nothing_and_loses_nothing(tmp_path: Path, ste
         assert [p.name for p in directory.iterdir()] == [f"gen-{again.generation:08d}"]
         again.close()
     assert raised, f"no failure of {step} reached the caller"
+
+
+def test_an_ack_that_triggers_a_failing_compaction_still_settles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "COMPACT_BYTES", 1000)
+    monkeypatch.setattr(store_module, "COMPACT_CHECK_EVERY", 1)
+    attempts = 0
+    real_copy = store_module._copy_messages
+
+    def full_disk_once(*args: Any) -> list[int]:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError(errno.ENOSPC, "injected: no space left")
+        return real_copy(*args)
+
+    monkeypatch.setattr(store_module, "_copy_messages", full_disk_once)
+
+    async def check() -> None:
+        vhost = VirtualHost(tmp_path, AmqpPropertiesCodec(), fsync=False)
+        queue = vhost.declare_queue("q", owner=None, durable=True)
+        for i in range(40):
+            queue.publish(stored(f"{i:02d}".encode() * 20))
+        vhost.write_pending()
+        for _ in range(30):
+            got = queue.get(no_ack=False)
+            assert got is not None
+            queue.ack(got)  # the first compaction attempt fails inside one of these
+        assert attempts >= 2
+        assert queue.store is not None and queue.store.generation > 0  # a later one passed
+        vhost.close()
+        reopened = VirtualHost(tmp_path, AmqpPropertiesCodec(), fsync=False)
+        reopened.load()
+        again = reopened.queues["q"]
+        bodies = []
+        while (got := again.get(no_ack=True)) is not None:
+            bodies.append(got.body[:2])
+        assert bodies == [f"{i:02d}".encode() for i in range(30, 40)]
+        reopened.close()
+
+    with caplog.at_level(logging.WARNING, logger="firth.broker.queues.queue"):
+        asyncio.run(check())
+    assert "compaction of queue 'q' failed" in caplog.text
+    assert "injected: no space left" in caplog.text

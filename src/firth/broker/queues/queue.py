@@ -26,6 +26,7 @@ the clock, timers, dead-letter routing and its own deletion.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections import deque
 from typing import Any, Protocol
 
@@ -33,6 +34,9 @@ from firth.broker.queues.arguments import QueueArguments
 from firth.broker.queues.errors import QueueAccessRefused
 from firth.broker.queues.message import QueuedMessage
 from firth.broker.queues.store import DELIVERED, RETURNED, SETTLED, QueueStore
+from firth.log import LogError
+
+logger = logging.getLogger(__name__)
 
 REFUSED = -1
 """``Queue.publish`` result: refused by a reject-publish overflow."""
@@ -434,7 +438,13 @@ class Queue:
             store.note(SETTLED, message)
             self.host.journal_dirty(store)
             if store.wants_compaction():
-                store.compact(self._stored_live(), frozenset(self._unacked))
+                try:
+                    store.compact(self._stored_live(), frozenset(self._unacked))
+                except (OSError, LogError) as error:
+                    # Reclaiming space failed (a full disk, an I/O error): the store goes on
+                    # with the generation it has, the settle stands, and a later check
+                    # tries again. Failing the settle would fail the ack, and its connection.
+                    logger.warning("compaction of queue %r failed: %s", self.name, error)
 
     def _stored_live(self) -> list[QueuedMessage]:
         """Every unsettled message (ready and unacked) that is in the store."""
