@@ -100,6 +100,10 @@ def p50(samples: list[float]) -> float:
     return percentiles(samples)[0]
 
 
+def p99(samples: list[float]) -> float:
+    return percentiles(samples)[1]
+
+
 # -- the disk ----------------------------------------------------------------------------------
 
 
@@ -307,23 +311,33 @@ def backend_floors(
     else:
         singles.append(disk_sync(folder))
     times = timed_prepared(singles, samples)
-    single_floors = [
-        (f"1 row + commit, {SQLITE_TABLES[table]}", p50(sample))
-        for table, sample in zip(tables, times[2:], strict=False)
-    ]
-    single_floors.append(
-        ("SELECT 1 round trip", p50(times[-1]))
+    last = (
+        "SELECT 1 round trip"
         if isinstance(floor, PostgresFloor)
-        else ("disk: 4 KiB pwrite + fdatasync", p50(times[-1]))
+        else "disk: 4 KiB pwrite + fdatasync"
     )
-    rows = [
-        Floor(
-            backend, "append 1 event, store level, p50", "µs", p50(times[0]), single_floors, False
-        ),
-        Floor(
-            backend, "save 1 event, aggregate level, p50", "µs", p50(times[1]), single_floors, False
-        ),
-    ]
+    names = [f"1 row + commit, {SQLITE_TABLES[table]}" for table in tables] + [last]
+    rows = []
+    for quantile, pick in (("p50", p50), ("p99", p99)):
+        floors = [(name, pick(sample)) for name, sample in zip(names, times[2:], strict=True)]
+        rows += [
+            Floor(
+                backend,
+                f"append 1 event, store level, {quantile}",
+                "µs",
+                pick(times[0]),
+                floors,
+                False,
+            ),
+            Floor(
+                backend,
+                f"save 1 event, aggregate level, {quantile}",
+                "µs",
+                pick(times[1]),
+                floors,
+                False,
+            ),
+        ]
 
     batch_stored: list[list[Any]] = []
     batch_aggregates: list[Any] = []

@@ -49,6 +49,7 @@ def test_floors_bench_prints_each_bare_operation_against_the_budget(tmp_path: Pa
         "batched append, store level",
         "batched save, aggregate level",
         "save 1 event, aggregate level, p50",
+        "append 1 event, store level, p99",
         "1 row + commit, no index",
         "1 row + commit, 2 unique indexes",
         "1 row + commit, Firth's table, 4 indexes",
