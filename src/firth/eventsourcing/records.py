@@ -65,6 +65,26 @@ def _new_event_id() -> uuid.UUID:
     return event_id
 
 
+def new_event_ids(count: int) -> list[uuid.UUID]:
+    """`count` version 7 UUIDs as `NewEvent` generates them, from one clock read and one
+    `os.urandom` call for all (a system call per id was a fifth of saving a 1,000-event batch
+    through `Repository.save`)."""
+    millis = (time.time_ns() // 1_000_000) << 80
+    random = os.urandom(10 * count)
+    new, set_, from_bytes, cls = object.__new__, object.__setattr__, int.from_bytes, uuid.UUID
+    ids = []
+    for start in range(0, 10 * count, 10):
+        event_id = new(cls)
+        set_(
+            event_id,
+            "int",
+            (millis | from_bytes(random[start : start + 10], "big")) & _V7_CLEAR | _V7_SET,
+        )
+        set_(event_id, "is_safe", _UNKNOWN)
+        ids.append(event_id)
+    return ids
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to append. `data` and `metadata` must be JSON-serialisable."""

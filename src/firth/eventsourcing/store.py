@@ -272,8 +272,14 @@ class EventStore(abc.ABC):
             if not expected_version_ok(expected_version, current, exists):
                 raise refuse(stream_id, expected_version, current)
             return current
-        encoded = encode_events(batch)
-        version = self._append(stream_id, category_of(stream_id), encoded, expected_version)
+        return self._append_encoded(stream_id, encode_events(batch), expected_version)
+
+    def _append_encoded(
+        self, stream_id: str, events: list[EncodedEvent], expected_version: ExpectedVersion
+    ) -> int:
+        """`append` of at least one event already encoded, with distinct ids, to a valid stream
+        id with a valid expected version (`Repository.save` calls it with what it encoded)."""
+        version = self._append(stream_id, category_of(stream_id), events, expected_version)
         self._signal.notify()
         return version
 
