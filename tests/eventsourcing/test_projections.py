@@ -8,6 +8,7 @@ import time
 import pytest
 
 from firth.eventsourcing import EventStore, NewEvent, RecordedEvent, Transaction
+from firth.eventsourcing import postgres as postgres_module
 from firth.eventsourcing.projections import Projection, ProjectionRunner
 
 
@@ -163,3 +164,79 @@ def test_two_runners_at_once_apply_each_event_once(store: EventStore) -> None:
         thread.join(60)
     assert not errors
     assert totals(store) == expected_totals(60)
+
+
+ODD_NAMES = [
+    "plain",
+    "it's",
+    "back\\slash\\",
+    "%s and %(x)s",
+    "E'x'; DROP TABLE checkpoints; --",
+    "ü ✓",
+]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_lock_checkpoint_reads_the_checkpoint_of_that_name(store: EventStore, name: str) -> None:
+    with store.transaction() as tx:
+        assert tx.lock_checkpoint(name) == 0
+        tx.set_checkpoint(name, 17)
+    with store.transaction() as tx:
+        tx.set_checkpoint(name + "-other", 99)
+    with store.transaction() as tx:
+        assert tx.lock_checkpoint(name) == 17
+    assert store.get_checkpoint(name) == 17
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_lock_checkpoint_holds_the_lock_of_that_name(pg_url: str, name: str) -> None:
+    """The lock taken with the read is `Transaction.lock(name)`'s: another transaction cannot
+    take it until this one ends."""
+    with EventStore.open(pg_url) as store, EventStore.open(pg_url) as other:
+        with store.transaction() as tx:
+            tx.lock_checkpoint(name)
+            with other.transaction() as probe:
+                held = probe.execute(
+                    "SELECT pg_try_advisory_xact_lock(?, hashtext(?))",
+                    (postgres_module.NAMED_LOCK_NAMESPACE, name),
+                )
+            assert held == [(False,)]
+        with other.transaction() as probe:
+            probe.lock(name)  # free again once the transaction ended
+
+
+@pytest.mark.postgres
+def test_lock_checkpoint_reads_after_the_lock_is_granted(pg_url: str) -> None:
+    """A checkpoint committed by the lock's holder while this transaction waits for the lock
+    is the one read (each statement of the round trip takes its own snapshot)."""
+    with EventStore.open(pg_url) as store, EventStore.open(pg_url) as other:
+        name = "projection:waits"
+        granted = threading.Event()
+        read: list[int] = []
+
+        def wait_for_lock() -> None:
+            with other.transaction() as tx:
+                granted.set()
+                read.append(tx.lock_checkpoint(name))
+
+        with store.transaction() as tx:
+            tx.lock_checkpoint(name)
+            thread = threading.Thread(target=wait_for_lock)
+            thread.start()
+            assert granted.wait(10)
+            deadline = time.monotonic() + 10
+            while not _waiting_for_advisory_lock(store) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _waiting_for_advisory_lock(store)
+            tx.set_checkpoint(name, 42)
+        thread.join(10)
+        assert read == [42]
+
+
+def _waiting_for_advisory_lock(store: EventStore) -> bool:
+    with store.transaction() as tx:
+        rows = tx.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+    return bool(rows[0][0])

@@ -71,8 +71,7 @@ class ProjectionRunner:
             return 0
         last = events[-1].position
         with self.store.transaction() as tx:
-            tx.lock(self.checkpoint_name)
-            checkpoint = tx.get_checkpoint(self.checkpoint_name)
+            checkpoint = tx.lock_checkpoint(self.checkpoint_name)
             if last <= checkpoint:
                 return 0
             if events[0].position <= checkpoint:  # in position order: skip a handled prefix

@@ -189,6 +189,12 @@ class Transaction(abc.ABC):
         transaction is already exclusive)."""
         return None
 
+    def lock_checkpoint(self, name: str) -> int:
+        """`lock(name)`, then `get_checkpoint(name)` as seen once the lock is held: how a
+        projection's batch begins (a backend may do both in one round trip)."""
+        self.lock(name)
+        return self.get_checkpoint(name)
+
 
 class Lease(abc.ABC):
     """Exclusive ownership of a name across processes, released on `release()` or process death."""
