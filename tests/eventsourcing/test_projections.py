@@ -9,6 +9,7 @@ import pytest
 
 from firth.eventsourcing import EventStore, NewEvent, RecordedEvent, Transaction
 from firth.eventsourcing import postgres as postgres_module
+from firth.eventsourcing.errors import EventStoreError
 from firth.eventsourcing.projections import Projection, ProjectionRunner
 
 
@@ -240,3 +241,99 @@ def _waiting_for_advisory_lock(store: EventStore) -> bool:
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
         )
     return bool(rows[0][0])
+
+
+# -- the transaction a batch runs in (PostgreSQL sends BEGIN with the first statement and the
+# checkpoint with the COMMIT; these hold on both backends) -------------------------------------
+
+
+def _make_table(store: EventStore) -> None:
+    with store.transaction() as tx:
+        tx.execute("CREATE TABLE IF NOT EXISTS marks (label TEXT PRIMARY KEY)")
+
+
+def _marks(store: EventStore) -> list[str]:
+    with store.transaction() as tx:
+        return sorted(row[0] for row in tx.execute("SELECT label FROM marks"))
+
+
+def test_a_checkpoint_set_is_read_back_in_its_transaction(store: EventStore) -> None:
+    with store.transaction() as tx:
+        tx.set_checkpoint("cp", 5)
+        assert tx.get_checkpoint("cp") == 5
+        tx.set_checkpoint("cp", 6)
+        tx.set_checkpoint("cp", 7)
+        assert tx.lock_checkpoint("cp") == 7
+        assert tx.execute("SELECT position FROM checkpoints WHERE name = ?", ("cp",)) == [(7,)]
+    assert store.get_checkpoint("cp") == 7
+
+
+def test_a_checkpoint_alone_commits(store: EventStore) -> None:
+    with store.transaction() as tx:
+        tx.set_checkpoint("alone", 3)
+    assert store.get_checkpoint("alone") == 3
+
+
+def test_a_failure_after_the_checkpoint_rolls_back_both(store: EventStore) -> None:
+    _make_table(store)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.lock_checkpoint("both")
+        tx.execute("INSERT INTO marks VALUES (?)", ("kept?",))
+        tx.set_checkpoint("both", 9)
+        raise RuntimeError("after the checkpoint")
+    assert _marks(store) == []
+    assert store.get_checkpoint("both") == 0
+
+
+def test_a_failing_statement_after_the_checkpoint_rolls_back_both(store: EventStore) -> None:
+    _make_table(store)
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO marks VALUES (?)", ("first",))
+    # The backend's unique-violation error (each passes it through as it comes).
+    with pytest.raises(Exception, match=r"(?i)unique"), store.transaction() as tx:
+        tx.set_checkpoint("dup", 4)
+        tx.execute("INSERT INTO marks VALUES (?)", ("second",))
+        tx.execute("INSERT INTO marks VALUES (?)", ("first",))  # unique violation
+    assert _marks(store) == ["first"]
+    assert store.get_checkpoint("dup") == 0
+    _make_table(store)  # the connection works on
+
+
+def test_an_empty_transaction_commits_nothing_and_the_next_one_works(store: EventStore) -> None:
+    with store.transaction():
+        pass
+    with store.transaction() as tx:
+        assert tx.lock_checkpoint("next") == 0
+        tx.set_checkpoint("next", 1)
+    assert store.get_checkpoint("next") == 1
+
+
+@pytest.mark.postgres
+def test_a_checkpoint_failing_at_commit_rolls_back_the_read_model(pg_url: str) -> None:
+    """The upsert is sent with the COMMIT: when it fails there (a position beyond bigint), the
+    batch's changes go with it and the error is the store's."""
+    with EventStore.open(pg_url) as store:
+        _make_table(store)
+        with pytest.raises(EventStoreError), store.transaction() as tx:
+            tx.lock_checkpoint("huge")
+            tx.execute("INSERT INTO marks VALUES (?)", ("lost",))
+            tx.set_checkpoint("huge", 2**70)
+        assert _marks(store) == []
+        assert store.get_checkpoint("huge") == 0
+
+
+@pytest.mark.postgres
+def test_store_work_inside_a_transaction_that_ran_nothing_yet_joins_it(pg_url: str) -> None:
+    """The transaction begins with its first statement; store calls made inside it before
+    that (same thread) still belong to it and roll back with it, as does a nested one."""
+    with EventStore.open(pg_url) as store:
+        _make_table(store)
+        with pytest.raises(RuntimeError), store.transaction():
+            store.set_checkpoint("inside", 8)
+            with store.transaction() as nested:
+                nested.execute("INSERT INTO marks VALUES (?)", ("nested",))
+            raise RuntimeError("roll back")
+        assert store.get_checkpoint("inside") == 0
+        assert _marks(store) == []
+        with store.transaction() as tx:  # the connection is idle again, not left in a block
+            assert tx.execute("SELECT 1") == [(1,)]

@@ -45,6 +45,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg import pq
 from psycopg.types.json import set_json_loads
 
 from firth.eventsourcing.codec import decode, encode_unchecked
@@ -136,6 +137,7 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
         self._connect_timeout = connect_timeout
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._open: _PostgresTransaction | None = None  # a `transaction()` not yet begun, maybe
         self._reader_lock = threading.Lock()
         self._reader: psycopg.Connection[Any] | None = None  # read-ahead's own, made on demand
         with self._lock, self._translate():
@@ -159,6 +161,10 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
         return conn
 
     def _connection(self) -> psycopg.Connection[Any]:
+        open_transaction = self._open
+        if open_transaction is not None:  # this thread's own `transaction()`: work joins it
+            open_transaction.begin()
+            return open_transaction._pg
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
@@ -341,8 +347,23 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self._write() as conn:
-            yield _PostgresTransaction(conn)
+        """A transaction begun by its first statement and committed with its last checkpoint
+        (see `_PostgresTransaction`); one opened inside another is a savepoint of it."""
+        with self._lock, self._translate():
+            conn = self._connection()  # begins the enclosing transaction, if there is one
+            if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                with conn.transaction():  # nested: psycopg's savepoint
+                    yield _PostgresTransaction(conn, begun=True)
+                return
+            tx = self._open = _PostgresTransaction(conn)
+            try:
+                yield tx
+                tx.commit()
+            except BaseException:
+                tx.rollback()
+                raise
+            finally:
+                self._open = None
 
     def acquire_lease(self, name: str) -> Lease:
         with self._translate():
@@ -381,46 +402,130 @@ def _read_all_rows(
     ).fetchall()
 
 
+def _literal(name: str) -> str:
+    """`name` as an escape string constant (read the same whatever standard_conforming_strings
+    is); names with NUL, which PostgreSQL text cannot hold, never get here."""
+    return "E'" + name.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 @functools.lru_cache(maxsize=64)
-def _lock_checkpoint_sql(name: str) -> str:
-    """`Transaction.lock(name)` and `get_checkpoint(name)` as one text, the name an escape
-    string constant (read the same whatever standard_conforming_strings is)."""
-    literal = "E'" + name.replace("\\", "\\\\").replace("'", "''") + "'"
+def _lock_sql(name: str) -> str:
+    return f"SELECT pg_advisory_xact_lock({NAMED_LOCK_NAMESPACE}, hashtext({_literal(name)}))"
+
+
+@functools.lru_cache(maxsize=64)
+def _get_checkpoint_sql(name: str) -> str:
+    return f"SELECT position FROM checkpoints WHERE name = {_literal(name)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _set_checkpoint_sql(name: str) -> tuple[str, str]:
+    """The upsert of `set_checkpoint` with the name inlined, around where the position goes."""
     return (
-        f"SELECT pg_advisory_xact_lock({NAMED_LOCK_NAMESPACE}, hashtext({literal}));"
-        f" SELECT position FROM checkpoints WHERE name = {literal}"
+        f"INSERT INTO checkpoints (name, position, updated_at) VALUES ({_literal(name)}, ",
+        ", now()) ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+        " updated_at = excluded.updated_at; ",
     )
 
 
+_LOCK_APPENDS_SQL = f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {APPEND_LOCK})"
+
+
 class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    """A transaction on the store's connection (autocommit mode, so psycopg sends nothing by
+    itself), sent in as few round trips as the statements allow. A projection batch is two:
+    "BEGIN; lock; read checkpoint" and "set checkpoint; COMMIT", where psycopg's
+    `conn.transaction()` took five (BEGIN and COMMIT each a round trip of their own).
+
+    - BEGIN goes with the first statement that has no parameters (the lock, checkpoint read
+      and lock-appends statements, built with the name inlined as a literal); a statement
+      with parameters (`execute`) needs the extended protocol, one statement per message, so
+      BEGIN goes ahead of it on its own. In a simple query, a BEGIN starts an ordinary
+      transaction block that stays open after the query; each statement of the query takes
+      its own snapshot (READ COMMITTED), as when sent one by one.
+    - `set_checkpoint` is kept and sent ahead of the next statement, or with the COMMIT: the
+      upsert runs inside the transaction either way, so the checkpoint and the read-model
+      changes commit together, and a failing upsert fails the commit.
+    - A failure anywhere rolls back with psycopg's `Connection.rollback()`, which also
+      forgets statements psycopg prepared in the failed transaction. A transaction that ran
+      nothing sends nothing.
+
+    Any other use of the store's connection meanwhile (same thread: the store's lock is held)
+    begins the transaction first (`PostgresEventStore._connection`), so it joins it, as with
+    psycopg's transaction, and a nested `transaction()` is a psycopg savepoint in it. A name
+    holding NUL takes the parameter path, to fail as it always did."""
+
+    def __init__(self, conn: psycopg.Connection[Any], *, begun: bool = False) -> None:
         self._conn = self._pg = conn
+        self._begun = begun
+        self._deferred = ""  # set_checkpoint statements not sent yet, each ending in "; "
+
+    def _prefix(self) -> str:
+        """What must run before the next statement (BEGIN, kept checkpoints), now taken."""
+        prefix = self._deferred if self._begun else "BEGIN; " + self._deferred
+        self._begun, self._deferred = True, ""
+        return prefix
+
+    def begin(self) -> None:
+        """Send what is pending, so a statement with parameters can follow."""
+        if not self._begun or self._deferred:
+            self._pg.execute(self._prefix())
+
+    def _last_row(self, sql: str) -> Any:
+        """The first row of the last statement of `sql` (no parameters), pending work first."""
+        cursor = self._pg.execute(self._prefix() + sql)
+        while cursor.nextset():  # to the last statement's result, however many are kept
+            pass
+        return cursor.fetchone() if cursor.description else None
+
+    def commit(self) -> None:
+        if self._begun or self._deferred:
+            self._pg.execute(self._prefix() + "COMMIT")
+
+    def rollback(self) -> None:
+        # Like psycopg's own transaction: a failed rollback (a lost connection) must not hide
+        # the error that caused it; PostgreSQL rolls back a transaction whose session died.
+        with contextlib.suppress(psycopg.Error):
+            self._pg.rollback()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.begin()
         cursor = self._pg.execute(POSTGRESQL.sql(sql), tuple(params))
         return cursor.fetchall() if cursor.description else []
 
     def lock_appends(self) -> None:
-        self._pg.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, APPEND_LOCK))
+        self._last_row(_LOCK_APPENDS_SQL)
 
     def lock(self, name: str) -> None:
-        self._pg.execute(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCK_NAMESPACE, name)
-        )
+        if "\x00" in name:
+            self.begin()
+            self._pg.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCK_NAMESPACE, name)
+            )
+            return
+        self._last_row(_lock_sql(name))
+
+    def get_checkpoint(self, name: str) -> int:
+        if "\x00" in name:
+            self.begin()
+            return super().get_checkpoint(name)
+        row = self._last_row(_get_checkpoint_sql(name))
+        return int(row[0]) if row else 0
 
     def lock_checkpoint(self, name: str) -> int:
-        """Both statements in one round trip (a projection batch's first): without parameters,
-        psycopg sends them as one simple query, and each statement of it takes its own
-        snapshot (READ COMMITTED), so the checkpoint is read after the lock is granted, as
-        when they are sent one by one. A name PostgreSQL text cannot hold goes that way too,
-        to fail as it always did."""
+        """Both statements in one round trip (a projection batch's first, with its BEGIN)."""
         if "\x00" in name:
             return super().lock_checkpoint(name)
-        cursor = self._pg.execute(_lock_checkpoint_sql(name))
-        while cursor.nextset():  # to the last statement's result, however many are kept
-            pass
-        row = cursor.fetchone()
+        row = self._last_row(_lock_sql(name) + "; " + _get_checkpoint_sql(name))
         return int(row[0]) if row else 0
+
+    def set_checkpoint(self, name: str, position: int) -> None:
+        if "\x00" in name or position.__class__ is not int:
+            self.begin()
+            super().set_checkpoint(name, position)
+            return
+        head, tail = _set_checkpoint_sql(name)
+        self._deferred += head + str(position) + tail
 
 
 class _PostgresLease(Lease):
