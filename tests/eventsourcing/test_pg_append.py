@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from firth.eventsourcing import DuplicateEventError, EventStore, EventStoreError, NewEvent
+from firth.eventsourcing import postgres as postgres_module
 
 pytestmark = pytest.mark.postgres
 
@@ -31,7 +32,7 @@ def test_an_append_after_its_statement_was_deallocated_prepares_it_again(
         tx.execute("DEALLOCATE ALL")
     assert pg_store.append("acct-1", [NewEvent("E", {"i": 2})], 1) == 2
     with pg_store.transaction() as tx:
-        tx.execute("DEALLOCATE firth_append")
+        tx.execute("DEALLOCATE " + postgres_module._APPEND_STATEMENT.decode())
     assert pg_store.append("acct-1", [NewEvent("E", {"i": 3})], 2) == 3
     assert [event.data for event in pg_store.read_stream("acct-1")] == [
         {"i": 1},
