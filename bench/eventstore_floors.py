@@ -31,6 +31,7 @@ and the floor as a share of the budget (over 100%: the bare operation alone exce
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import sys
@@ -81,10 +82,17 @@ class Floor:
         return self.library * 3 if self.higher_is_better else self.library / 3
 
 
+_issued = itertools.count()
+
+
 def ordered_ids(count: int) -> list[uuid.UUID]:
-    """Time-ordered (UUIDv7-shaped) ids: appended at the unique index's right edge."""
-    base = time.time_ns() // 1_000_000 << 80 | 0x7 << 76 | 0x8 << 60
-    return [uuid.UUID(int=base | index << 16 | os.getpid() & 0xFFFF) for index in range(count)]
+    """Time-ordered (UUIDv7-shaped) ids, appended at the unique index's right edge: the
+    millisecond, then this process's id and a counter, so no two are ever the same."""
+    base = time.time_ns() // 1_000_000 << 80 | 0x7 << 76 | 0x8 << 60 | (os.getpid() & 0xFFFF) << 40
+    first = next(_issued)
+    for _ in range(count - 1):
+        next(_issued)
+    return [uuid.UUID(int=base | (first + index) % (1 << 40)) for index in range(count)]
 
 
 def interleaved(functions: Sequence[Callable[[], Any]], samples: int) -> list[list[float]]:
@@ -245,16 +253,21 @@ class PostgresFloor:
 
 
 def pg_writer(config: tuple[str, str], seconds: float, go: Any, counts: Any) -> None:
-    """One of 4 processes doing one-row INSERTs (autocommit) for `seconds`."""
+    """One of 4 processes doing one-row INSERTs (autocommit) for `seconds`; a statement with
+    parameters gets this process's own stream, the next version and a new time-ordered id."""
     import psycopg
 
     url, statement = config
+    stream = f"writer-{uuid.uuid4()}"
     with psycopg.connect(url, autocommit=True) as conn:
         go.wait()
         deadline = time.monotonic() + seconds
         count = 0
         while time.monotonic() < deadline:
-            conn.execute(statement, prepare=True)
+            if "%s" in statement:
+                conn.execute(statement, (stream, count + 1, ordered_ids(1)[0]), prepare=True)
+            else:
+                conn.execute(statement, prepare=True)
             count += 1
     counts.put(count)
 
@@ -263,6 +276,12 @@ PG_WRITER_TABLE = "CREATE TABLE writers (id BIGINT GENERATED ALWAYS AS IDENTITY 
 PG_WRITER_BARE = "INSERT INTO writers (x) VALUES (1)"
 PG_WRITER_LOCKED = (
     "WITH locked AS (SELECT pg_advisory_xact_lock(1)) INSERT INTO writers (x) SELECT 1 FROM locked"
+)
+# One event row into Firth's own table (its four indexes, JSONB data), under the same lock.
+PG_WRITER_EVENTS_LOCKED = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(1))"
+    " INSERT INTO events (stream_id, version, event_id, type, category, data)"
+    " SELECT %s, %s, %s, 'Deposited', 'writer', '{\"amount\": 1}'::jsonb FROM locked"
 )
 
 
@@ -385,6 +404,7 @@ def writer_floors(url: str, env: dict[str, str], seconds: float) -> Floor:
     library = concurrent_writers(library_writer, env, 4, seconds)
     bare = concurrent_writers(pg_writer, (url, PG_WRITER_BARE), 4, seconds)
     locked = concurrent_writers(pg_writer, (url, PG_WRITER_LOCKED), 4, seconds)
+    events = concurrent_writers(pg_writer, (url, PG_WRITER_EVENTS_LOCKED), 4, seconds)
     return Floor(
         "postgresql",
         "4 writer processes, 1 event per append",
@@ -393,6 +413,7 @@ def writer_floors(url: str, env: dict[str, str], seconds: float) -> Floor:
         [
             ("1 row + commit, no index", bare),
             ("the same, advisory lock through commit", locked),
+            ("1 event row into Firth's table, same lock", events),
         ],
         True,
     )
