@@ -400,7 +400,9 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
             conn = self._connection()  # begins the enclosing transaction, if there is one
             if conn.pgconn.transaction_status != _IDLE:
                 with conn.transaction():  # nested: psycopg's savepoint
-                    yield _PostgresTransaction(conn, begun=True)
+                    nested = _PostgresTransaction(conn, begun=True)
+                    yield nested
+                    nested.begin()  # its kept checkpoints, inside the savepoint
                 return
             tx = self._open = _PostgresTransaction(conn)
             try:
@@ -515,7 +517,8 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
 
     Any other use of the store's connection meanwhile (same thread: the store's lock is held)
     begins the transaction first (`PostgresEventStore._connection`), so it joins it, as with
-    psycopg's transaction, and a nested `transaction()` is a psycopg savepoint in it. A name
+    psycopg's transaction, and a nested `transaction()` is a psycopg savepoint in it, its kept
+    checkpoints sent before the savepoint is released (else nothing would send them). A name
     holding NUL takes the parameter path, to fail as it always did."""
 
     def __init__(self, conn: psycopg.Connection[Any], *, begun: bool = False) -> None:
