@@ -222,3 +222,27 @@ def test_a_failing_nested_transaction_rolls_back_its_checkpoint_only(
     assert _marks(admin) == ["outer"]
     assert _checkpoint(admin, "inner") is None
     assert _checkpoint(admin, "outer") == 22
+
+
+def test_a_checkpoint_set_in_a_nested_transaction_is_read_back_before_it_ends(
+    pg_store: EventStore,
+) -> None:
+    with pg_store.transaction() as outer, pg_store.transaction() as inner:
+        inner.set_checkpoint("seen", 3)
+        assert outer.get_checkpoint("seen") == 3
+        assert pg_store.get_checkpoint("seen") == 3
+        assert inner.lock_checkpoint("seen") == 3
+
+
+def test_a_checkpoint_set_by_the_outer_transaction_inside_a_savepoint_rolls_back_with_it(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    with pg_store.transaction() as outer:
+        outer.set_checkpoint("outer", 1)
+        with pytest.raises(RuntimeError), pg_store.transaction():
+            outer.set_checkpoint("outer", 2)
+            raise RuntimeError("roll back the savepoint")
+        assert outer.get_checkpoint("outer") == 1
+        outer.set_checkpoint("later", 5)  # kept for the COMMIT again
+    assert _checkpoint(admin, "outer") == 1
+    assert _checkpoint(admin, "later") == 5

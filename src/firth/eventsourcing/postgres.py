@@ -398,11 +398,16 @@ class PostgresEventStore(SqlEventStore, dialect=POSTGRESQL):
         (see `_PostgresTransaction`); one opened inside another is a savepoint of it."""
         with self._lock, self._translate():
             conn = self._connection()  # begins the enclosing transaction, if there is one
-            if conn.pgconn.transaction_status != _IDLE:
-                with conn.transaction():  # nested: psycopg's savepoint
-                    nested = _PostgresTransaction(conn, begun=True)
-                    yield nested
-                    nested.begin()  # its kept checkpoints, inside the savepoint
+            if conn.pgconn.transaction_status != _IDLE:  # nested: psycopg's savepoint
+                outer = self._open  # its kept checkpoints were sent by `_connection`
+                if outer is not None:
+                    outer._savepoints += 1
+                try:
+                    with conn.transaction():
+                        yield _PostgresTransaction(conn, begun=True, savepoints=1)
+                finally:
+                    if outer is not None:
+                        outer._savepoints -= 1
                 return
             tx = self._open = _PostgresTransaction(conn)
             try:
@@ -517,13 +522,18 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
 
     Any other use of the store's connection meanwhile (same thread: the store's lock is held)
     begins the transaction first (`PostgresEventStore._connection`), so it joins it, as with
-    psycopg's transaction, and a nested `transaction()` is a psycopg savepoint in it, its kept
-    checkpoints sent before the savepoint is released (else nothing would send them). A name
-    holding NUL takes the parameter path, to fail as it always did."""
+    psycopg's transaction, and a nested `transaction()` is a psycopg savepoint in it. While a
+    savepoint is open, checkpoints are sent at once (by the outer transaction too), so each
+    lands inside the savepoint it was set in, rolls back with it and is read back by any
+    statement after it. A name holding NUL takes the parameter path, to fail as it always
+    did."""
 
-    def __init__(self, conn: psycopg.Connection[Any], *, begun: bool = False) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], *, begun: bool = False, savepoints: int = 0
+    ) -> None:
         self._conn = self._pg = conn
         self._begun = begun
+        self._savepoints = savepoints  # open savepoints it is in: checkpoints are not kept
         self._deferred = ""  # set_checkpoint statements not sent yet, each ending in "; "
 
     def _prefix(self) -> str:
@@ -585,7 +595,7 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
         return int(value) if value else 0
 
     def set_checkpoint(self, name: str, position: int) -> None:
-        if "\x00" in name or position.__class__ is not int:
+        if "\x00" in name or position.__class__ is not int or self._savepoints:
             self.begin()
             super().set_checkpoint(name, position)
             return
