@@ -6,6 +6,7 @@ the store's error, commit nothing partial and leave the store working on the nex
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -246,3 +247,163 @@ def test_a_checkpoint_set_by_the_outer_transaction_inside_a_savepoint_rolls_back
         outer.set_checkpoint("later", 5)  # kept for the COMMIT again
     assert _checkpoint(admin, "outer") == 1
     assert _checkpoint(admin, "later") == 5
+
+
+# -- other threads meanwhile -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("begun", [False, True])
+def test_another_threads_append_does_not_join_an_open_transaction(
+    pg_store: EventStore, admin: psycopg.Connection, begun: bool
+) -> None:
+    """Thread B appends while thread A is inside `transaction()` (before and after its first
+    statement): B waits for A's transaction, commits on its own and survives A's rollback."""
+    results: list[int | BaseException] = []
+
+    def append() -> None:
+        try:
+            results.append(pg_store.append("other-1", [NewEvent("B", {})]))
+        except BaseException as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=append)
+    with pytest.raises(RuntimeError), pg_store.transaction() as tx:
+        if begun:
+            tx.execute("INSERT INTO marks VALUES (?)", ("a",))
+        thread.start()
+        thread.join(0.3)  # B must be waiting (it would join A and finish here otherwise)
+        assert results == []
+        raise RuntimeError("A rolls back")
+    thread.join(WAIT)
+    assert results == [1]
+    assert pg_store.stream_version("other-1") == 1
+    assert _marks(admin) == []
+
+
+def test_another_threads_read_sees_only_committed_events(pg_store: EventStore) -> None:
+    pg_store.append("seen-1", [NewEvent("Committed", {})])
+    read: list[list[str]] = []
+    thread = threading.Thread(target=lambda: read.append([e.type for e in pg_store.read_all()]))
+    with pytest.raises(RuntimeError), pg_store.transaction():
+        pg_store.append("seen-1", [NewEvent("RolledBack", {})], 1)
+        thread.start()
+        thread.join(0.3)
+        raise RuntimeError("roll back the append")
+    thread.join(WAIT)
+    assert read == [["Committed"]]
+
+
+def test_a_live_subscriber_wakes_on_an_append_committed_with_a_transaction(
+    pg_store: EventStore, pg_url: str
+) -> None:
+    """The append's NOTIFY is delivered at the transaction's COMMIT; a subscriber of another
+    store object (poll far away) sees the event well before its poll."""
+    with EventStore.open(pg_url, poll_interval=60.0) as other:
+        subscription = other.subscribe()
+        assert subscription.next(timeout=0.2) is None  # caught up, live
+        with pg_store.transaction() as tx:
+            tx.lock_checkpoint("notify")
+            pg_store.append("live-1", [NewEvent("Live", {})])
+            tx.set_checkpoint("notify", 1)
+        event = subscription.next(timeout=WAIT)
+        assert event is not None and event.type == "Live"
+
+
+# -- the prepared append and text that needs quoting -------------------------------------------
+
+
+def test_an_append_after_psycopg_deallocated_its_statements_in_a_failed_transaction(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    """psycopg prepares a query run often enough and, rolling a failed transaction back,
+    deallocates everything prepared on the connection, the append's statement too."""
+    assert pg_store.append("dealloc-1", [NewEvent("E", {})]) == 1
+    with pytest.raises(EventStoreError), pg_store.transaction() as tx:
+        for index in range(8):  # past psycopg's prepare threshold (5)
+            tx.execute("INSERT INTO marks VALUES (?)", (f"m{index}",))
+        tx.execute("SELECT 1 / 0")
+    assert _marks(admin) == []
+    with pg_store.transaction() as tx:  # the append's statement went too
+        assert tx.execute("SELECT count(*) FROM pg_prepared_statements") == [(0,)]
+    assert pg_store.append("dealloc-1", [NewEvent("E", {})], 1) == 2
+    assert pg_store.append("dealloc-1", [NewEvent("E", {})], 2) == 3
+
+
+def test_many_store_objects_append_concurrently_through_their_prepared_statements(
+    pg_url: str,
+) -> None:
+    stores = [EventStore.open(pg_url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def append(store: EventStore, index: int) -> None:
+        try:
+            for number in range(25):
+                store.append(f"many-{index}", [NewEvent("E", {"n": number})], number)
+                store.append("shared-1", [NewEvent("S", {"i": index, "n": number})])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(s, i)) for i, s in enumerate(stores)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        reader = stores[0]
+        for index in range(4):
+            assert [e.data["n"] for e in reader.read_stream(f"many-{index}")] == list(range(25))
+        assert reader.stream_version("shared-1") == 100
+        positions = [event.position for event in reader.read_all()]
+        assert positions == sorted(positions) and len(positions) == 200
+    finally:
+        for store in stores:
+            store.close()
+
+
+ODD = [
+    "quote-'-1",
+    'dq-"-1',
+    "back\\slash-1",
+    "\\'-1",
+    "{brace,comma}-1",
+    "NULL",
+    "ünïcødé-✓-😀",
+    "long-" + "x\\'{,}ü" * 1280,  # over 10 KB
+]
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_odd_stream_ids_and_types_are_stored_exactly(pg_store: EventStore, inside: bool) -> None:
+    """Outside a transaction the prepared statement, inside one psycopg's execute."""
+    for stream in ODD:
+        if inside:
+            with pg_store.transaction() as tx:
+                tx.lock_checkpoint("odd")
+                assert pg_store.append(stream, [NewEvent(stream, {"s": stream})]) == 1
+        else:
+            assert pg_store.append(stream, [NewEvent(stream, {"s": stream})]) == 1
+    for stream in ODD:
+        (event,) = pg_store.read_stream(stream)
+        assert (event.stream_id, event.type, event.data) == (stream, stream, {"s": stream})
+        assert pg_store.stream_version(stream) == 1
+    assert [event.stream_id for event in pg_store.read_all(types=[ODD[-1]])] == [ODD[-1]]
+
+
+def test_odd_checkpoint_and_lock_names_are_kept_apart(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    """The names go inlined as literals in the transaction's simple queries: each is its own
+    checkpoint, none breaks the statement or lands on another."""
+    names = [*ODD, "a\\b", "a\\\\b", "a'b", "a''b", "a\\'b"]
+    assert len(set(names)) == len(names)
+    with pg_store.transaction() as tx:
+        for number, name in enumerate(names, 1):
+            tx.lock(name)
+            assert tx.lock_checkpoint(name) == 0
+            tx.set_checkpoint(name, number)
+        for number, name in enumerate(names, 1):
+            assert tx.get_checkpoint(name) == number
+    for number, name in enumerate(names, 1):
+        assert _checkpoint(admin, name) == number
+        assert pg_store.get_checkpoint(name) == number
