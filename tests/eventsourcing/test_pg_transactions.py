@@ -407,3 +407,24 @@ def test_odd_checkpoint_and_lock_names_are_kept_apart(
     for number, name in enumerate(names, 1):
         assert _checkpoint(admin, name) == number
         assert pg_store.get_checkpoint(name) == number
+
+
+def test_a_name_the_connection_cannot_encode_fails_alone_inside_a_transaction(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    """A lone surrogate fails before anything is sent; a caller that catches the error is
+    still in its transaction: the checkpoint kept before it commits, and the statements
+    after it commit with it (or, here, roll back with it), not each on its own."""
+    with pg_store.transaction() as tx:
+        tx.set_checkpoint("kept", 5)
+        with pytest.raises(UnicodeEncodeError):
+            tx.get_checkpoint("bad-\ud800")
+        tx.set_checkpoint("after", 6)
+    assert (_checkpoint(admin, "kept"), _checkpoint(admin, "after")) == (5, 6)
+    with pytest.raises(RuntimeError), pg_store.transaction() as tx:
+        tx.set_checkpoint("kept-2", 7)
+        with pytest.raises(UnicodeEncodeError):
+            tx.lock("bad-\ud800")
+        tx.execute("INSERT INTO marks VALUES (?)", ("rolled back",))
+        raise RuntimeError("roll back")
+    assert (_checkpoint(admin, "kept-2"), _marks(admin)) == (None, [])

@@ -485,15 +485,15 @@ def _set_checkpoint_sql(name: str) -> tuple[str, str]:
 _LOCK_APPENDS_SQL = f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {APPEND_LOCK})"
 
 
-def _simple_query(conn: psycopg.Connection[Any], sql: str) -> pq.abc.PGresult:
-    """Run `sql` (statements without parameters) as one simple query through libpq and return
-    its last result, or raise the error psycopg's execute would raise: a cursor's execute
+def _simple_query(conn: psycopg.Connection[Any], sql: bytes) -> pq.abc.PGresult:
+    """Run `sql` (statements without parameters, in the connection's encoding) as one simple
+    query through libpq and return its last result, or raise the error psycopg's execute would raise: a cursor's execute
     cost about twice the client CPU of the round trip itself (60 vs 29 us for `SELECT 1`).
     Through `conn.wait`, as psycopg's execute, so Ctrl-C cancels a statement waiting on a
     lock."""
     pgconn = conn.pgconn
     with conn.lock:
-        pgconn.send_query(sql.encode(conn.info.encoding))
+        pgconn.send_query(sql)
         results = conn.wait(generators.execute(pgconn))
     for result in results:
         if result.status == _FATAL_ERROR:
@@ -536,26 +536,31 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
         self._savepoints = savepoints  # open savepoints it is in: checkpoints are not kept
         self._deferred = ""  # set_checkpoint statements not sent yet, each ending in "; "
 
-    def _prefix(self) -> str:
-        """What must run before the next statement (BEGIN, kept checkpoints), now taken."""
+    def _send(self, sql: str) -> pq.abc.PGresult:
+        """Run what must come first (BEGIN, kept checkpoints), then `sql`, as one simple
+        query. The text is encoded before the pending work is taken: a name the connection's
+        encoding cannot hold fails with nothing sent and nothing forgotten, so a caller that
+        catches that error is still in its transaction (else the kept checkpoints were lost
+        and the next statements ran outside any transaction, each committed alone)."""
         prefix = self._deferred if self._begun else "BEGIN; " + self._deferred
+        query = (prefix + sql).encode(self._pg.info.encoding)
         self._begun, self._deferred = True, ""
-        return prefix
+        return _simple_query(self._pg, query)
 
     def begin(self) -> None:
         """Send what is pending, so a statement with parameters can follow."""
         if not self._begun or self._deferred:
-            _simple_query(self._pg, self._prefix())
+            self._send("")
 
     def _first_value(self, sql: str) -> bytes | None:
         """The first value (as text) of the last statement of `sql` (no parameters) or None
         without a row, pending work sent first in the same round trip."""
-        result = _simple_query(self._pg, self._prefix() + sql)
+        result = self._send(sql)
         return result.get_value(0, 0) if result.ntuples else None
 
     def commit(self) -> None:
         if self._begun or self._deferred:
-            _simple_query(self._pg, self._prefix() + "COMMIT")
+            self._send("COMMIT")
 
     def rollback(self) -> None:
         # Like psycopg's own transaction: a failed rollback (a lost connection) must not hide
