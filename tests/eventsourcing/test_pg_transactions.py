@@ -6,6 +6,7 @@ the store's error, commit nothing partial and leave the store working on the nex
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from firth.eventsourcing import EventStore, EventStoreError, NewEvent
+from firth.eventsourcing import postgres as postgres_module
 from firth.eventsourcing.errors import StoreUnavailable
 
 from . import es_pg
@@ -428,3 +430,66 @@ def test_a_name_the_connection_cannot_encode_fails_alone_inside_a_transaction(
         tx.execute("INSERT INTO marks VALUES (?)", ("rolled back",))
         raise RuntimeError("roll back")
     assert (_checkpoint(admin, "kept-2"), _marks(admin)) == (None, [])
+
+
+# -- Ctrl-C while the server waits on a lock ---------------------------------------------------
+
+
+def _interrupt_when_waiting(admin: psycopg.Connection, pid: int) -> threading.Thread:
+    """A thread that raises KeyboardInterrupt in the main thread once `pid` waits on a lock."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + WAIT
+        while not admin.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'", (pid,)
+        ).fetchone():
+            if time.monotonic() > deadline:
+                return  # the test fails: no KeyboardInterrupt
+            time.sleep(0.01)
+        _thread.interrupt_main()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_during_a_prepared_append_cancels_it(
+    pg_store: EventStore, pg_url: str, admin: psycopg.Connection
+) -> None:
+    assert pg_store.append("ctrl-c-1", [NewEvent("E", {})]) == 1
+    with psycopg.connect(pg_url, autocommit=True) as holder:
+        holder.execute(
+            "SELECT pg_advisory_lock(%s, %s)",
+            (postgres_module.LOCK_NAMESPACE, postgres_module.APPEND_LOCK),
+        )
+        pid = pg_store.backend_pid()
+        watcher = _interrupt_when_waiting(admin, pid)
+        with pytest.raises(KeyboardInterrupt):
+            pg_store.append("ctrl-c-1", [NewEvent("E", {})], 1)
+        watcher.join(WAIT)
+        assert _state(admin, pid) == "idle"  # cancelled on the server, not left running
+    assert pg_store.stream_version("ctrl-c-1") == 1
+    assert pg_store.append("ctrl-c-1", [NewEvent("E", {})], 1) == 2
+
+
+def test_ctrl_c_during_a_transaction_lock_rolls_it_back(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    admin.execute("BEGIN")
+    admin.execute(
+        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+        (postgres_module.NAMED_LOCK_NAMESPACE, "busy"),
+    )
+    pid = pg_store.backend_pid()
+    watcher = _interrupt_when_waiting(admin, pid)
+    try:
+        with pytest.raises(KeyboardInterrupt), pg_store.transaction() as tx:
+            tx.set_checkpoint("interrupted", 1)
+            tx.lock("busy")  # BEGIN, the kept checkpoint and the lock: waits
+            tx.set_checkpoint("interrupted", 2)
+    finally:
+        watcher.join(WAIT)
+        admin.execute("COMMIT")
+    assert _state(admin, pid) == "idle"
+    assert _checkpoint(admin, "interrupted") is None
+    _works(pg_store, admin, "after-ctrl-c")
