@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from firth.eventsourcing import EventStore, EventStoreError, NewEvent
+from firth.eventsourcing import EventStore, EventStoreError, NewEvent, RecordedEvent, Transaction
 from firth.eventsourcing import postgres as postgres_module
 from firth.eventsourcing.errors import StoreUnavailable
+from firth.eventsourcing.projections import Projection, ProjectionRunner
 
 from . import es_pg
 
@@ -493,3 +494,44 @@ def test_ctrl_c_during_a_transaction_lock_rolls_it_back(
     assert _state(admin, pid) == "idle"
     assert _checkpoint(admin, "interrupted") is None
     _works(pg_store, admin, "after-ctrl-c")
+
+
+# -- a projection whose connection is lost mid-batch -------------------------------------------
+
+
+class Sums(Projection):
+    """Sums `n` per stream into `sums`; kills its own session once, at one position."""
+
+    name = "sums"
+
+    def __init__(self, admin: psycopg.Connection, store: EventStore, kill_at: int) -> None:
+        self.admin, self.store, self.kill_at = admin, store, kill_at
+
+    def setup(self, tx: Transaction) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS sums (stream TEXT PRIMARY KEY, total INTEGER)")
+
+    def handle(self, event: RecordedEvent, tx: Transaction) -> None:
+        tx.execute(
+            "INSERT INTO sums VALUES (?, ?) ON CONFLICT (stream)"
+            " DO UPDATE SET total = sums.total + excluded.total",
+            (event.stream_id, event.data["n"]),
+        )
+        if event.position == self.kill_at:
+            self.kill_at = -1
+            _kill(self.admin, self.store.backend_pid())  # type: ignore[attr-defined]
+
+
+def test_a_projection_resumes_from_its_checkpoint_after_its_connection_was_lost(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    for n in range(1, 31):
+        pg_store.append(f"s-{n % 3}", [NewEvent("N", {"n": n})])
+    projection = Sums(admin, pg_store, kill_at=17)
+    runner = ProjectionRunner(pg_store, projection, batch_size=10)
+    with pytest.raises(StoreUnavailable):
+        runner.run_until_caught_up()
+    assert runner.position == 10  # the first batch committed, the second not at all
+    assert runner.run_until_caught_up() == 20
+    expected = {f"s-{k}": sum(n for n in range(1, 31) if n % 3 == k) for k in range(3)}
+    assert dict(admin.execute("SELECT stream, total FROM sums").fetchall()) == expected
+    assert runner.position == 30
