@@ -535,3 +535,27 @@ def test_a_projection_resumes_from_its_checkpoint_after_its_connection_was_lost(
     expected = {f"s-{k}": sum(n for n in range(1, 31) if n % 3 == k) for k in range(3)}
     assert dict(admin.execute("SELECT stream, total FROM sums").fetchall()) == expected
     assert runner.position == 30
+
+
+@pytest.mark.parametrize(
+    "setting", ["client_encoding%3DLATIN1", "standard_conforming_strings%3Doff"]
+)
+def test_names_and_stream_ids_round_trip_under_other_session_settings(
+    pg_url: str, setting: str
+) -> None:
+    """The inlined literals are escape strings (read alike whatever standard_conforming_strings
+    is) and the simple queries go in the connection's encoding."""
+    names = ["é-'\\\\-1", "plain-1", "x\\\\'{,}é" * 200]
+    option, value = setting.split("%3D")
+    with EventStore.open(f"{pg_url}%20-c{setting}") as store:
+        with store.transaction() as tx:
+            assert tx.execute(f"SHOW {option}") == [(value,)]
+            for number, name in enumerate(names, 1):
+                tx.lock(name)
+                assert tx.lock_checkpoint(name) == 0
+                tx.set_checkpoint(name, number)
+        for number, name in enumerate(names, 1):
+            assert store.get_checkpoint(name) == number
+            assert store.append(name, [NewEvent("É'\\\\", {"s": name})]) == 1
+            (event,) = store.read_stream(name)
+            assert (event.stream_id, event.type, event.data) == (name, "É'\\\\", {"s": name})
