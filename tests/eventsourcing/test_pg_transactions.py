@@ -559,3 +559,54 @@ def test_names_and_stream_ids_round_trip_under_other_session_settings(
             assert store.append(name, [NewEvent("É'\\\\", {"s": name})]) == 1
             (event,) = store.read_stream(name)
             assert (event.stream_id, event.type, event.data) == (name, "É'\\\\", {"s": name})
+
+
+# -- a failed statement whose error the caller caught ------------------------------------------
+
+
+def test_a_transaction_whose_failed_statement_was_caught_raises_at_commit(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    """PostgreSQL aborts the whole transaction on a failed statement and answers COMMIT with
+    ROLLBACK; the store says so instead of returning as if the block had been stored."""
+    failed = pytest.raises(EventStoreError, match="rolled back, not committed")
+    with failed, pg_store.transaction() as tx:
+        tx.execute("INSERT INTO marks VALUES (?)", ("kept?",))
+        tx.set_checkpoint("swallowed", 7)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            tx.execute("INSERT INTO marks VALUES (?)", ("kept?",))
+    assert _marks(admin) == []
+    assert _checkpoint(admin, "swallowed") is None
+    _works(pg_store, admin, "after")
+
+
+def test_a_projection_handler_that_swallows_its_error_stops_the_runner(
+    pg_store: EventStore, admin: psycopg.Connection
+) -> None:
+    """Its batch is not stored, so the runner must not go on past it: it raises (the batch's
+    checkpoint upsert, sent with the COMMIT, meets the aborted transaction), and a new runner
+    resumes from the checkpoint before that batch."""
+
+    class Swallowing(Projection):
+        name = "swallowing"
+
+        def __init__(self) -> None:
+            self.fail = True
+
+        def handle(self, event: RecordedEvent, tx: Transaction) -> None:
+            tx.execute("INSERT INTO marks VALUES (?)", (f"e{event.position}",))
+            if self.fail and event.data["n"] == 1:
+                try:
+                    tx.execute("INSERT INTO marks VALUES (?)", (f"e{event.position}",))
+                except psycopg.Error:
+                    pass
+
+    pg_store.append("swallow-1", [NewEvent("N", {"n": n}) for n in range(3)])
+    projection = Swallowing()
+    with pytest.raises(EventStoreError):
+        ProjectionRunner(pg_store, projection, batch_size=2).run_until_caught_up()
+    assert _marks(admin) == []
+    assert _checkpoint(admin, "swallowing") in (None, 0)
+    projection.fail = False
+    ProjectionRunner(pg_store, projection, batch_size=2).run_until_caught_up()
+    assert len(_marks(admin)) == 3

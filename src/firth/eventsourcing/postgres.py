@@ -559,8 +559,17 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
         return result.get_value(0, 0) if result.ntuples else None
 
     def commit(self) -> None:
+        """COMMIT; PostgreSQL answers it with ROLLBACK when a statement of the transaction
+        failed and the caller caught the error and went on. Nothing of the block was stored
+        then, so that is raised rather than passed over: a projection batch whose handler
+        swallowed an error must not look committed (its events would be skipped)."""
         if self._begun or self._deferred:
-            self._send("COMMIT")
+            result = self._send("COMMIT")
+            if result.command_status == b"ROLLBACK":
+                raise EventStoreError(
+                    "the transaction was rolled back, not committed: a statement in it failed"
+                    " and its error was caught; nothing of it was stored"
+                )
 
     def rollback(self) -> None:
         # Like psycopg's own transaction: a failed rollback (a lost connection) must not hide
