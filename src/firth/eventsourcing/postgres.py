@@ -462,24 +462,27 @@ def _literal(name: str) -> str:
     return "E'" + name.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+# `Transaction.lock(name)`: the lock of a name, held until the transaction ends.
+_LOCK_NAME = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+
+
 @functools.lru_cache(maxsize=64)
 def _lock_sql(name: str) -> str:
-    return f"SELECT pg_advisory_xact_lock({NAMED_LOCK_NAMESPACE}, hashtext({_literal(name)}))"
+    return _LOCK_NAME % (NAMED_LOCK_NAMESPACE, _literal(name))
 
 
 @functools.lru_cache(maxsize=64)
-def _get_checkpoint_sql(name: str) -> str:
-    return f"SELECT position FROM checkpoints WHERE name = {_literal(name)}"
+def _get_checkpoint_sql(statement: str, name: str) -> str:
+    """The checkpoint read `statement` (the name its one placeholder) with the name inlined."""
+    return statement % (_literal(name),)
 
 
 @functools.lru_cache(maxsize=64)
-def _set_checkpoint_sql(name: str) -> tuple[str, str]:
-    """The upsert of `set_checkpoint` with the name inlined, around where the position goes."""
-    return (
-        f"INSERT INTO checkpoints (name, position, updated_at) VALUES ({_literal(name)}, ",
-        ", now()) ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
-        " updated_at = excluded.updated_at; ",
-    )
+def _set_checkpoint_sql(statement: str, name: str) -> tuple[str, str]:
+    """The checkpoint upsert `statement` (placeholders: name, position) with the name inlined,
+    split around where the position goes; the tail ends the statement."""
+    head, tail = (statement % (_literal(name), "\x00")).split("\x00")
+    return head, tail + "; "
 
 
 _LOCK_APPENDS_SQL = f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {APPEND_LOCK})"
@@ -588,9 +591,7 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
     def lock(self, name: str) -> None:
         if "\x00" in name:
             self.begin()
-            self._pg.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCK_NAMESPACE, name)
-            )
+            self._pg.execute(_LOCK_NAME, (NAMED_LOCK_NAMESPACE, name))
             return
         self._first_value(_lock_sql(name))
 
@@ -598,14 +599,15 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
         if "\x00" in name:
             self.begin()
             return super().get_checkpoint(name)
-        value = self._first_value(_get_checkpoint_sql(name))
+        value = self._first_value(_get_checkpoint_sql(self._sql.get_checkpoint, name))
         return int(value) if value else 0
 
     def lock_checkpoint(self, name: str) -> int:
         """Both statements in one round trip (a projection batch's first, with its BEGIN)."""
         if "\x00" in name:
             return super().lock_checkpoint(name)
-        value = self._first_value(_lock_sql(name) + "; " + _get_checkpoint_sql(name))
+        checkpoint = _get_checkpoint_sql(self._sql.get_checkpoint, name)
+        value = self._first_value(_lock_sql(name) + "; " + checkpoint)
         return int(value) if value else 0
 
     def set_checkpoint(self, name: str, position: int) -> None:
@@ -613,7 +615,7 @@ class _PostgresTransaction(SqlTransaction, dialect=POSTGRESQL):
             self.begin()
             super().set_checkpoint(name, position)
             return
-        head, tail = _set_checkpoint_sql(name)
+        head, tail = _set_checkpoint_sql(self._sql.set_checkpoint, name)
         self._deferred += head + str(position) + tail
 
 
